@@ -1,0 +1,181 @@
+"""Datasets: MNIST and Fashion-MNIST through torchvision, CIFAR-10 from a user-supplied path.
+
+Images are held in memory as uint8 ``[N, C, H, W]`` and scaled to [0, 1] per batch, which is much faster than a
+per-item torchvision pipeline for datasets of this size.
+
+The data root is, in order: the ``--data-root`` flag (``root`` argument), the ``NEUROMORPH_DATA`` environment
+variable, the workplace's shared dataset folder ``../shared/datasets`` when it exists (read with
+``download=False``), else ``~/.cache/neuromorph/datasets`` (downloaded by torchvision when missing).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from neuromorph.errors import NeuromorphError
+
+DATA_ENV = "NEUROMORPH_DATA"
+_PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split of a dataset in memory: uint8 images ``[N, C, H, W]`` and int64 labels ``[N]``."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def head(self, limit: int | None) -> Split:
+        """The first ``limit`` samples (all when None)."""
+        if limit is None:
+            return self
+        if limit <= 0:
+            raise NeuromorphError(f"a data limit must be positive, got {limit}")
+        return Split(self.images[:limit], self.labels[:limit])
+
+
+def shared_data_root() -> Path | None:
+    """``../shared/datasets`` next to the project (or the working directory) when it exists."""
+    for base in (_PROJECT_ROOT, Path.cwd()):
+        candidate = (base / ".." / "shared" / "datasets").resolve()
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def resolve_data_root(root: str | os.PathLike | None = None) -> tuple[Path, bool]:
+    """The data root to use and whether downloading into it is allowed.
+
+    An explicit root (argument or environment variable) must exist. The shared folder is read-only, so it never
+    downloads; the cache folder does.
+    """
+    explicit = root if root is not None else os.environ.get(DATA_ENV) or None
+    if explicit is not None:
+        path = Path(explicit).expanduser()
+        if not path.is_dir():
+            raise NeuromorphError(f"data root {str(path)!r} does not exist (set by --data-root or ${DATA_ENV})")
+        return path, os.access(path, os.W_OK)
+    shared = shared_data_root()
+    if shared is not None:
+        return shared, False
+    cache = Path.home() / ".cache" / "neuromorph" / "datasets"
+    cache.mkdir(parents=True, exist_ok=True)
+    return cache, True
+
+
+def _torchvision_split(cls_name: str) -> Callable[[Path, bool, bool], Split]:
+    def load(root: Path, train: bool, download: bool) -> Split:
+        import torchvision
+
+        cls = getattr(torchvision.datasets, cls_name)
+        try:
+            dataset = cls(str(root), train=train, download=download)
+        except RuntimeError as error:
+            hint = "" if download else " (downloading is off for this root)"
+            raise NeuromorphError(f"{cls_name} not found under {str(root)!r}{hint}: {error}") from None
+        except OSError as error:
+            raise NeuromorphError(f"could not download {cls_name} into {str(root)!r}: {error}") from None
+        return Split(dataset.data.unsqueeze(1).clone(), dataset.targets.clone().long())
+
+    return load
+
+
+CIFAR_FOLDER = "cifar-10-batches-py"
+CIFAR_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
+CIFAR_TEST_FILES = ("test_batch",)
+
+
+def read_cifar10(folder: Path, train: bool) -> Split:
+    """Read CIFAR-10's python pickle batches (``data``: uint8 ``[N, 3072]`` rows in CHW order, ``labels``)."""
+    images, labels = [], []
+    for name in CIFAR_TRAIN_FILES if train else CIFAR_TEST_FILES:
+        path = folder / name
+        if not path.is_file():
+            raise NeuromorphError(f"CIFAR-10 file {str(path)!r} is missing")
+        try:
+            with open(path, "rb") as handle:
+                batch = pickle.load(handle, encoding="bytes")
+            data = np.asarray(batch[b"data"], dtype=np.uint8)
+            batch_labels = batch.get(b"labels", batch.get(b"fine_labels"))
+            if data.ndim != 2 or data.shape[1] != 3072 or batch_labels is None or len(batch_labels) != len(data):
+                raise ValueError("unexpected layout")
+        except Exception as error:  # noqa: BLE001 - any failure means a corrupt or foreign file
+            raise NeuromorphError(f"CIFAR-10 file {str(path)!r} is corrupt or not a CIFAR-10 batch ({error})") from None
+        images.append(torch.from_numpy(data.reshape(-1, 3, 32, 32).copy()))
+        labels.append(torch.as_tensor(batch_labels, dtype=torch.int64))
+    return Split(torch.cat(images), torch.cat(labels))
+
+
+def _cifar10_split(root: Path, train: bool, download: bool) -> Split:
+    for folder in (root / CIFAR_FOLDER, root):
+        if (folder / (CIFAR_TRAIN_FILES[0] if train else CIFAR_TEST_FILES[0])).is_file():
+            return read_cifar10(folder, train)
+    if download:
+        import torchvision
+
+        try:
+            torchvision.datasets.CIFAR10(str(root), train=train, download=True)
+        except Exception as error:  # noqa: BLE001
+            raise NeuromorphError(f"CIFAR-10 not under {str(root)!r} and could not be downloaded: {error}") from None
+        return read_cifar10(root / CIFAR_FOLDER, train)
+    raise NeuromorphError(
+        f"CIFAR-10 not found under {str(root)!r}: pass --data-root pointing at a folder holding {CIFAR_FOLDER}/"
+    )
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    load: Callable[[Path, bool, bool], Split]
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    d.name: d
+    for d in (
+        DatasetInfo("mnist", (1, 28, 28), 10, _torchvision_split("MNIST")),
+        DatasetInfo("fashion-mnist", (1, 28, 28), 10, _torchvision_split("FashionMNIST")),
+        DatasetInfo("cifar10", (3, 32, 32), 10, _cifar10_split),
+    )
+}
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    if name not in DATASETS:
+        raise NeuromorphError(f"unknown dataset {name!r}; supported: {', '.join(DATASETS)}")
+    return DATASETS[name]
+
+
+def load_split(name: str, train: bool, root: str | os.PathLike | None = None, limit: int | None = None) -> Split:
+    """Load the train or test split of a dataset (optionally only its first ``limit`` samples)."""
+    info = dataset_info(name)
+    path, download = resolve_data_root(root)
+    return info.load(path, train, download).head(limit)
+
+
+def iterate_batches(
+    split: Split,
+    batch_size: int,
+    shuffle: bool = False,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield ``(images in [0, 1] float32 [B, C, H, W], labels [B])``."""
+    if batch_size <= 0:
+        raise NeuromorphError(f"batch size must be positive, got {batch_size}")
+    order = torch.randperm(len(split), generator=generator) if shuffle else torch.arange(len(split))
+    for start in range(0, len(split), batch_size):
+        index = order[start : start + batch_size]
+        images = split.images[index].to(device=device, dtype=torch.float32) / 255.0
+        yield images, split.labels[index].to(device)

@@ -1,0 +1,93 @@
+"""Activity penalties: a registry of functions ``(spikes, fan_outs, power) -> per-sample penalty [B]``.
+
+- ``none``: 0.
+- ``spikes``: the spike-count ("neuron") penalty, ``sum_l sum_i sum_t s[l,i,t]`` (psi = 1, p = 1).
+- ``synaptic``: the spiking synaptic penalty of Suetake et al. (arXiv 2302.01500),
+  ``Omega_syn = (1/p) * sum_l sum_i psi[l,i] * sum_t s[l,i,t]**p`` with psi the exact fan-out. For binary spikes
+  ``p * Omega_syn`` is the synaptic-operation count (hw_models.opcount computes both).
+- ``rate_l2``: an L2 penalty on firing rates, ``sum_l sum_i (mean_t s[l,i,t])**2``.
+
+``spikes`` are time-major ``[T, B, *shape]`` tensors, one per spike source, and ``fan_outs`` the matching exact
+fan-outs (``SpikingNet.fan_outs``). The trainer averages the result over the batch (normalized per sample) and
+multiplies it by lambda (:func:`lambda_at`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from hw_models.opcount import weighted_spike_sums
+from neuromorph.errors import NeuromorphError
+
+PenaltyFn = Callable[[Sequence[torch.Tensor], Sequence[torch.Tensor], float], torch.Tensor]
+
+
+def no_penalty(spikes: Sequence[torch.Tensor], fan_outs: Sequence[torch.Tensor], power: float = 1.0) -> torch.Tensor:
+    batch = spikes[0].shape[1] if spikes else 1
+    device = spikes[0].device if spikes else None
+    return torch.zeros(batch, device=device)
+
+
+def spike_count_penalty(
+    spikes: Sequence[torch.Tensor], fan_outs: Sequence[torch.Tensor], power: float = 1.0
+) -> torch.Tensor:
+    """``sum_l sum_i sum_t s[l,i,t]`` per sample (psi = 1)."""
+    ones = [torch.ones((), device=s.device) for s in spikes]
+    return weighted_spike_sums(spikes, ones, power=1.0).sum(dim=0)
+
+
+def synaptic_penalty(
+    spikes: Sequence[torch.Tensor], fan_outs: Sequence[torch.Tensor], power: float = 1.0
+) -> torch.Tensor:
+    """``(1/p) * sum_l sum_i psi[l,i] * sum_t s[l,i,t]**p`` per sample."""
+    return weighted_spike_sums(spikes, fan_outs, power=power).sum(dim=0) / power
+
+
+def rate_l2_penalty(
+    spikes: Sequence[torch.Tensor], fan_outs: Sequence[torch.Tensor], power: float = 1.0
+) -> torch.Tensor:
+    """``sum_l sum_i (mean_t s[l,i,t])**2`` per sample."""
+    total = 0.0
+    for s in spikes:
+        rate = s.mean(dim=0)
+        total = total + rate.pow(2).flatten(start_dim=1).sum(dim=1)
+    return total
+
+
+@dataclass(frozen=True)
+class Penalty:
+    name: str
+    fn: PenaltyFn
+    summary: str
+
+
+PENALTIES: dict[str, Penalty] = {
+    p.name: p
+    for p in (
+        Penalty("none", no_penalty, "no activity penalty (baseline)"),
+        Penalty("spikes", spike_count_penalty, "spike count, psi = 1 (baseline)"),
+        Penalty("synaptic", synaptic_penalty, "spiking synaptic penalty: (1/p) sum psi * s**p = SynOps/p"),
+        Penalty("rate_l2", rate_l2_penalty, "L2 on firing rates, sum (mean_t s)**2"),
+    )
+}
+
+
+def get_penalty(name: str) -> Penalty:
+    if name not in PENALTIES:
+        raise NeuromorphError(f"unknown penalty {name!r}; supported: {', '.join(PENALTIES)}")
+    return PENALTIES[name]
+
+
+LAMBDA_SCHEDULES = ("constant", "ramp")
+
+
+def lambda_at(lam: float, schedule: str, epoch: int, ramp_epochs: int) -> float:
+    """Lambda used in ``epoch`` (0-based): constant, or ramped linearly from lam/ramp_epochs to lam."""
+    if schedule == "constant":
+        return lam
+    if schedule == "ramp":
+        return lam * min(1.0, (epoch + 1) / max(1, ramp_epochs))
+    raise NeuromorphError(f"unknown lambda schedule {schedule!r}; supported: {', '.join(LAMBDA_SCHEDULES)}")

@@ -1,0 +1,313 @@
+"""Model descriptions: validated, frozen data that is enough to rebuild a network.
+
+A :class:`ModelSpec` is what a checkpoint stores next to the weights, what the exporters read and what the cost
+model walks. Layers are listed in order; every synaptic layer (:class:`Dense`, :class:`Conv`) is followed by a
+neuron population: a LIF layer, or the non-spiking leaky-integrator readout after the last synaptic layer.
+:class:`Pool` and :class:`Flatten` act on spikes between a LIF layer and the next synaptic layer.
+
+Units: ``dt_s`` in seconds, ``tau_*_inv`` in 1/s, voltages in Norse's dimensionless volts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from neuromorph.errors import NeuromorphError
+
+
+@dataclass(frozen=True)
+class Dense:
+    """Fully connected synapses ``y = W x`` (``[out_features, in_features]``), followed by a neuron layer."""
+
+    out_features: int
+    bias: bool = False
+
+    def __post_init__(self) -> None:
+        _positive("Dense.out_features", self.out_features)
+
+
+@dataclass(frozen=True)
+class Conv:
+    """2-D convolution (square kernel, stride and zero padding), followed by a neuron layer."""
+
+    out_channels: int
+    kernel_size: int
+    stride: int = 1
+    padding: int = 0
+    bias: bool = False
+
+    def __post_init__(self) -> None:
+        _positive("Conv.out_channels", self.out_channels)
+        _positive("Conv.kernel_size", self.kernel_size)
+        _positive("Conv.stride", self.stride)
+        if self.padding < 0:
+            raise NeuromorphError(f"Conv.padding must be >= 0, got {self.padding}")
+
+
+POOL_MODES = ("avg", "sum")
+
+
+@dataclass(frozen=True)
+class Pool:
+    """Non-overlapping 2-D pooling of spikes (window = stride = ``kernel_size``, no padding).
+
+    ``avg`` divides by ``kernel_size**2``, ``sum`` does not. On a chip, pooling is folded into the weights of the
+    next synaptic layer, so a spike's fan-out is that of the pooled position it falls into (see hw_models.fanout).
+    """
+
+    kernel_size: int
+    mode: str = "avg"
+
+    def __post_init__(self) -> None:
+        _positive("Pool.kernel_size", self.kernel_size)
+        if self.mode not in POOL_MODES:
+            raise NeuromorphError(f"Pool.mode must be one of {', '.join(POOL_MODES)}, got {self.mode!r}")
+
+
+@dataclass(frozen=True)
+class Flatten:
+    """Flatten ``[C, H, W]`` to ``[C*H*W]`` (C-order, as torch does)."""
+
+
+Layer = Dense | Conv | Pool | Flatten
+LAYER_TYPES: dict[str, type] = {"dense": Dense, "conv": Conv, "pool": Pool, "flatten": Flatten}
+SYNAPTIC_TYPES = (Dense, Conv)
+
+CELL_TYPES = ("lif", "lifbox")
+
+
+@dataclass(frozen=True)
+class NeuronSpec:
+    """Norse LIF parameters of every hidden layer (DESIGN.md section 3).
+
+    ``cell`` is ``lif`` (``LIFCell``, current-based synapse) or ``lifbox`` (``LIFBoxCell``, no synaptic current
+    state, i.e. tau_syn -> dt). ``surrogate`` is Norse's ``method`` and ``alpha`` its sharpness.
+    """
+
+    cell: str = "lif"
+    tau_mem_inv: float = 100.0
+    tau_syn_inv: float = 200.0
+    v_th: float = 1.0
+    v_leak: float = 0.0
+    v_reset: float = 0.0
+    surrogate: str = "super"
+    alpha: float = 100.0
+
+    def __post_init__(self) -> None:
+        if self.cell not in CELL_TYPES:
+            raise NeuromorphError(f"neuron cell must be one of {', '.join(CELL_TYPES)}, got {self.cell!r}")
+        _positive("tau_mem_inv", self.tau_mem_inv)
+        _positive("tau_syn_inv", self.tau_syn_inv)
+        _positive("alpha", self.alpha)
+        for name in ("v_th", "v_leak", "v_reset"):
+            _finite(name, getattr(self, name))
+        if self.v_th <= self.v_reset:
+            raise NeuromorphError(f"v_th ({self.v_th}) must be above v_reset ({self.v_reset})")
+
+
+@dataclass(frozen=True)
+class ReadoutSpec:
+    """Non-spiking leaky-integrator readout (Norse ``LICell``); logits are ``reduce`` of its voltage over time."""
+
+    tau_mem_inv: float = 100.0
+    tau_syn_inv: float = 200.0
+    reduce: str = "max"
+
+    def __post_init__(self) -> None:
+        _positive("readout tau_mem_inv", self.tau_mem_inv)
+        _positive("readout tau_syn_inv", self.tau_syn_inv)
+        if self.reduce not in READOUT_REDUCTIONS:
+            raise NeuromorphError(
+                f"readout reduce must be one of {', '.join(READOUT_REDUCTIONS)}, got {self.reduce!r}"
+            )
+
+
+READOUT_REDUCTIONS = ("max", "mean", "last")
+ENCODER_KINDS = ("direct", "poisson")
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """How an image in [0, 1] becomes a time-major input ``[T, B, ...]``.
+
+    ``direct``: the image times ``gain`` as a constant input current on every step (the first synaptic layer then
+    does multiply-accumulates). ``poisson``: independent Bernoulli spikes per step with probability
+    ``min(1, pixel * max_rate_hz * dt_s)`` (binary input, so the first layer does synaptic operations).
+    """
+
+    kind: str = "direct"
+    gain: float = 1.0
+    max_rate_hz: float = 500.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ENCODER_KINDS:
+            raise NeuromorphError(f"encoder must be one of {', '.join(ENCODER_KINDS)}, got {self.kind!r}")
+        _finite("encoder gain", self.gain)
+        _positive("encoder max_rate_hz", self.max_rate_hz)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The full description of a network: input shape, layers, neurons, readout, encoder, time."""
+
+    input_shape: tuple[int, ...]
+    layers: tuple[Layer, ...]
+    num_classes: int
+    time_steps: int = 16
+    dt_s: float = 1e-3
+    neuron: NeuronSpec = field(default_factory=NeuronSpec)
+    readout: ReadoutSpec = field(default_factory=ReadoutSpec)
+    encoder: EncoderSpec = field(default_factory=EncoderSpec)
+    name: str = "snn"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "input_shape", tuple(int(s) for s in self.input_shape))
+        object.__setattr__(self, "layers", tuple(self.layers))
+        if not self.input_shape or any(s <= 0 for s in self.input_shape):
+            raise NeuromorphError(f"input_shape must be positive sizes, got {self.input_shape}")
+        _positive("time_steps", self.time_steps)
+        _positive("dt_s", self.dt_s)
+        _positive("num_classes", self.num_classes)
+        synaptic = [layer for layer in self.layers if isinstance(layer, SYNAPTIC_TYPES)]
+        if not synaptic:
+            raise NeuromorphError("a model needs at least one Dense or Conv layer")
+        if not isinstance(self.layers[-1], Dense) or self.layers[-1].out_features != self.num_classes:
+            raise NeuromorphError(f"the last layer must be Dense({self.num_classes}) feeding the readout")
+        self.layer_shapes()  # validates that the shapes chain
+
+    def layer_shapes(self) -> list[tuple[int, ...]]:
+        """Output shape (without batch) of every layer, checking that each layer accepts its input."""
+        shape = self.input_shape
+        shapes = []
+        for index, layer in enumerate(self.layers):
+            shape = _output_shape(layer, shape, index)
+            shapes.append(shape)
+        return shapes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "input_shape": list(self.input_shape),
+            "layers": [{"type": _layer_type_name(layer), **asdict(layer)} for layer in self.layers],
+            "num_classes": self.num_classes,
+            "time_steps": self.time_steps,
+            "dt_s": self.dt_s,
+            "neuron": asdict(self.neuron),
+            "readout": asdict(self.readout),
+            "encoder": asdict(self.encoder),
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
+        try:
+            layers = []
+            for entry in data["layers"]:
+                entry = dict(entry)
+                kind = entry.pop("type")
+                if kind not in LAYER_TYPES:
+                    raise NeuromorphError(
+                        f"unknown layer type {kind!r}; supported: {', '.join(LAYER_TYPES)}"
+                    )
+                layers.append(_build(LAYER_TYPES[kind], entry))
+            return cls(
+                input_shape=tuple(data["input_shape"]),
+                layers=tuple(layers),
+                num_classes=int(data["num_classes"]),
+                time_steps=int(data["time_steps"]),
+                dt_s=float(data["dt_s"]),
+                neuron=_build(NeuronSpec, data.get("neuron", {})),
+                readout=_build(ReadoutSpec, data.get("readout", {})),
+                encoder=_build(EncoderSpec, data.get("encoder", {})),
+                name=str(data.get("name", "snn")),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise NeuromorphError(f"invalid model description: {error!r}") from None
+
+
+def _build(cls: type, values: dict[str, Any]) -> Any:
+    known = {f.name for f in fields(cls)}
+    unknown = set(values) - known
+    if unknown:
+        raise NeuromorphError(f"unknown field(s) {sorted(unknown)} for {cls.__name__}; known: {sorted(known)}")
+    return cls(**values)
+
+
+def _layer_type_name(layer: Layer) -> str:
+    for name, cls in LAYER_TYPES.items():
+        if isinstance(layer, cls):
+            return name
+    raise NeuromorphError(f"unsupported layer {layer!r}; supported: {', '.join(LAYER_TYPES)}")
+
+
+def _output_shape(layer: Layer, shape: tuple[int, ...], index: int) -> tuple[int, ...]:
+    where = f"layer {index} ({type(layer).__name__})"
+    if isinstance(layer, Dense):
+        if len(shape) != 1:
+            raise NeuromorphError(f"{where} needs a flat input, got shape {shape}: add a Flatten before it")
+        return (layer.out_features,)
+    if isinstance(layer, Flatten):
+        return (math.prod(shape),)
+    if len(shape) != 3:
+        raise NeuromorphError(f"{where} needs a [C, H, W] input, got shape {shape}")
+    channels, height, width = shape
+    if isinstance(layer, Conv):
+        out_h = (height + 2 * layer.padding - layer.kernel_size) // layer.stride + 1
+        out_w = (width + 2 * layer.padding - layer.kernel_size) // layer.stride + 1
+        if out_h <= 0 or out_w <= 0:
+            raise NeuromorphError(f"{where}: kernel {layer.kernel_size} does not fit input {shape}")
+        return (layer.out_channels, out_h, out_w)
+    if isinstance(layer, Pool):
+        if height < layer.kernel_size or width < layer.kernel_size:
+            raise NeuromorphError(f"{where}: window {layer.kernel_size} does not fit input {shape}")
+        return (channels, height // layer.kernel_size, width // layer.kernel_size)
+    raise NeuromorphError(f"unsupported layer {layer!r}; supported: {', '.join(LAYER_TYPES)}")
+
+
+def _positive(name: str, value: float) -> None:
+    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+        raise NeuromorphError(f"{name} must be a positive number, got {value!r}")
+
+
+def _finite(name: str, value: float) -> None:
+    if not (isinstance(value, int | float) and math.isfinite(value)):
+        raise NeuromorphError(f"{name} must be a finite number, got {value!r}")
+
+
+def mlp_spec(
+    input_shape: tuple[int, ...] = (1, 28, 28),
+    hidden: tuple[int, ...] = (400,),
+    num_classes: int = 10,
+    **kwargs: Any,
+) -> ModelSpec:
+    """``Flatten -> [Dense(h) -> LIF]* -> Dense(num_classes) -> LI readout``."""
+    layers: list[Layer] = [Flatten()]
+    layers += [Dense(h) for h in hidden]
+    layers.append(Dense(num_classes))
+    return ModelSpec(input_shape=input_shape, layers=tuple(layers), num_classes=num_classes,
+                     name=kwargs.pop("name", "mlp"), **kwargs)
+
+
+def cnn_spec(
+    input_shape: tuple[int, ...] = (1, 28, 28),
+    channels: tuple[int, ...] = (16, 32),
+    kernel_size: int = 5,
+    padding: int = 0,
+    pool: int = 2,
+    pool_mode: str = "avg",
+    hidden: tuple[int, ...] = (),
+    num_classes: int = 10,
+    **kwargs: Any,
+) -> ModelSpec:
+    """``[Conv(c, k) -> LIF -> Pool]* -> Flatten -> [Dense(h) -> LIF]* -> Dense(num_classes) -> LI readout``."""
+    layers: list[Layer] = []
+    for c in channels:
+        layers.append(Conv(c, kernel_size, padding=padding))
+        if pool > 1:
+            layers.append(Pool(pool, pool_mode))
+    layers.append(Flatten())
+    layers += [Dense(h) for h in hidden]
+    layers.append(Dense(num_classes))
+    return ModelSpec(input_shape=input_shape, layers=tuple(layers), num_classes=num_classes,
+                     name=kwargs.pop("name", "cnn"), **kwargs)

@@ -1,0 +1,291 @@
+"""Training with an activity penalty: ``loss = cross_entropy + lambda * mean_b Omega_b``.
+
+A run is reproducible from its seed: the weights are initialized after ``torch.manual_seed(seed)``, and every
+epoch's shuffling and Poisson noise come from generators seeded by ``(seed, epoch)``, so a resumed run continues
+exactly as an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from hw_models.opcount import spike_counts, synaptic_operations
+from neuromorph.checkpoint import Checkpoint, load_checkpoint, save_checkpoint, tool_versions
+from neuromorph.data import Split, iterate_batches, load_split
+from neuromorph.encoders import encode
+from neuromorph.errors import NeuromorphError
+from neuromorph.io import write_json
+from neuromorph.models import SpikingNet, build_model, calibrate_firing
+from neuromorph.penalties import LAMBDA_SCHEDULES, get_penalty, lambda_at
+from neuromorph.spec import ModelSpec
+
+CHECKPOINT_NAME = "checkpoint.pt"
+METRICS_NAME = "metrics.json"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything about a training run except the model description."""
+
+    dataset: str = "mnist"
+    data_root: str | None = None
+    epochs: int = 5
+    batch_size: int = 128
+    lr: float = 1e-3
+    seed: int = 0
+    penalty: str = "none"
+    lam: float = 0.0
+    lam_schedule: str = "constant"
+    ramp_epochs: int = 1
+    power: float = 1.0
+    train_limit: int | None = None
+    test_limit: int | None = None
+    device: str = "cpu"
+    init_rate: float = 0.05
+
+    def __post_init__(self) -> None:
+        get_penalty(self.penalty)
+        if self.lam_schedule not in LAMBDA_SCHEDULES:
+            raise NeuromorphError(
+                f"unknown lambda schedule {self.lam_schedule!r}; supported: {', '.join(LAMBDA_SCHEDULES)}"
+            )
+        for name in ("epochs", "batch_size", "ramp_epochs"):
+            if getattr(self, name) <= 0:
+                raise NeuromorphError(f"{name} must be positive, got {getattr(self, name)}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise NeuromorphError(f"learning rate must be positive, got {self.lr}")
+        if not (math.isfinite(self.lam) and self.lam >= 0):
+            raise NeuromorphError(f"lambda must be >= 0, got {self.lam}")
+        if not (math.isfinite(self.init_rate) and 0 <= self.init_rate < 1):
+            raise NeuromorphError(f"initial firing rate must be in [0, 1), got {self.init_rate}")
+        if not (math.isfinite(self.power) and self.power > 0):
+            raise NeuromorphError(f"penalty power p must be positive, got {self.power}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise NeuromorphError("device 'cuda' requested but no CUDA GPU is available")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise NeuromorphError(f"unknown device {name!r}; use cpu, cuda or auto") from None
+
+
+def _generator(seed: int, epoch: int, stream: int) -> torch.Generator:
+    return torch.Generator().manual_seed((seed * 1_000_003 + epoch) * 7 + stream)
+
+
+@dataclass
+class Evaluation:
+    """Test-set metrics. Per-layer values follow ``model.sources``; rates are spikes per neuron per step."""
+
+    loss: float
+    accuracy: float
+    synops_per_sample: float
+    synops_per_layer: dict[str, float]
+    spikes_per_sample: dict[str, float]
+    spike_rate: dict[str, float]
+    samples: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@torch.no_grad()
+def evaluate(
+    model: SpikingNet,
+    split: Split,
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    progress: bool = False,
+) -> Evaluation:
+    """Accuracy, loss, synaptic operations and spike rates of ``model`` on ``split``."""
+    model.eval()
+    device = torch.device(device)
+    model.to(device)
+    generator = _generator(seed, 0, stream=2)
+    names = [s.name for s in model.sources]
+    synops = torch.zeros(len(names), dtype=torch.float64)
+    spikes = torch.zeros(len(names), dtype=torch.float64)
+    loss_sum, correct = 0.0, 0
+    batches = iterate_batches(split, batch_size, device=device)
+    total = math.ceil(len(split) / batch_size)
+    for images, labels in tqdm(batches, total=total, desc="evaluate", disable=not progress, leave=False):
+        out = model(encode(images, model.spec, generator))
+        loss_sum += F.cross_entropy(out.logits, labels, reduction="sum").item()
+        correct += (out.logits.argmax(dim=1) == labels).sum().item()
+        if names:
+            synops += synaptic_operations(out.spikes, model.fan_outs).sum(dim=1).double().cpu()
+            spikes += spike_counts(out.spikes).sum(dim=1).double().cpu()
+    n = len(split)
+    steps = model.spec.time_steps
+    return Evaluation(
+        loss=loss_sum / n,
+        accuracy=correct / n,
+        synops_per_sample=float(synops.sum() / n),
+        synops_per_layer={name: float(v / n) for name, v in zip(names, synops, strict=True)},
+        spikes_per_sample={name: float(v / n) for name, v in zip(names, spikes, strict=True)},
+        spike_rate={
+            s.name: float(v / n / steps / math.prod(s.shape)) for s, v in zip(model.sources, spikes, strict=True)
+        },
+        samples=n,
+    )
+
+
+@dataclass
+class TrainResult:
+    model: SpikingNet
+    history: list[dict[str, Any]]
+    out_dir: Path | None
+
+    @property
+    def final(self) -> dict[str, Any]:
+        return self.history[-1] if self.history else {}
+
+
+EpochCallback = Callable[[dict[str, Any]], None]
+
+
+def train(
+    spec: ModelSpec,
+    config: TrainConfig,
+    out_dir: str | Path | None = None,
+    progress: bool = True,
+    on_epoch: EpochCallback | None = None,
+    train_split: Split | None = None,
+    test_split: Split | None = None,
+    resume: bool = False,
+) -> TrainResult:
+    """Train ``spec`` with ``config``; write ``checkpoint.pt`` and ``metrics.json`` to ``out_dir`` each epoch.
+
+    With ``resume=True`` and a checkpoint in ``out_dir``, training continues after its last finished epoch (the
+    checkpoint's model description and settings are used; ``config.epochs`` sets where to stop).
+    """
+    device = resolve_device(config.device)
+    out = Path(out_dir) if out_dir is not None else None
+    start_epoch, history, optimizer_state = 0, [], None
+    if resume:
+        if out is None or not (out / CHECKPOINT_NAME).is_file():
+            raise NeuromorphError(f"nothing to resume: no {CHECKPOINT_NAME} in {str(out)!r}")
+        ckpt = load_checkpoint(out / CHECKPOINT_NAME)
+        spec = ckpt.spec
+        config = TrainConfig.from_dict({**ckpt.train_config, "epochs": config.epochs, "device": config.device})
+        model = ckpt.build_model()
+        start_epoch, history, optimizer_state = ckpt.epoch, ckpt.history, ckpt.optimizer_state
+    else:
+        torch.manual_seed(config.seed)
+        model = build_model(spec)
+    model.to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    if optimizer_state is not None:
+        optimizer.load_state_dict(optimizer_state)
+    if train_split is None:
+        train_split = load_split(config.dataset, train=True, root=config.data_root, limit=config.train_limit)
+    if test_split is None:
+        test_split = load_split(config.dataset, train=False, root=config.data_root, limit=config.test_limit)
+    _check_split(train_split, spec)
+    _check_split(test_split, spec)
+    if not resume and config.init_rate > 0:
+        images, _ = next(iterate_batches(train_split, min(len(train_split), 256), device=device))
+        calibrate_firing(model, encode(images, spec, _generator(config.seed, 0, stream=3)), config.init_rate)
+    penalty = get_penalty(config.penalty)
+
+    for epoch in range(start_epoch, config.epochs):
+        lam = lambda_at(config.lam, config.lam_schedule, epoch, config.ramp_epochs)
+        started = time.perf_counter()
+        model.train()
+        shuffle = _generator(config.seed, epoch, stream=0)
+        noise = _generator(config.seed, epoch, stream=1)
+        sums = {"loss": 0.0, "task": 0.0, "penalty": 0.0, "correct": 0}
+        seen = 0
+        batches = iterate_batches(train_split, config.batch_size, shuffle=True, generator=shuffle, device=device)
+        bar = tqdm(batches, total=math.ceil(len(train_split) / config.batch_size),
+                   desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False)
+        for images, labels in bar:
+            result = model(encode(images, spec, noise))
+            task = F.cross_entropy(result.logits, labels)
+            omega = penalty.fn(result.spikes, model.fan_outs, config.power).mean() if result.spikes else task * 0
+            loss = task + lam * omega if lam > 0 else task
+            if not torch.isfinite(loss):
+                raise NeuromorphError(f"training diverged in epoch {epoch + 1}: loss is {loss.item()}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            batch = labels.shape[0]
+            seen += batch
+            sums["loss"] += loss.item() * batch
+            sums["task"] += task.item() * batch
+            sums["penalty"] += omega.item() * batch
+            sums["correct"] += (result.logits.argmax(dim=1) == labels).sum().item()
+            bar.set_postfix(loss=f"{sums['loss'] / seen:.3f}", acc=f"{sums['correct'] / seen:.3f}")
+        train_seconds = time.perf_counter() - started
+        test = evaluate(model, test_split, batch_size=max(256, config.batch_size), device=device, seed=config.seed)
+        record = {
+            "epoch": epoch + 1,
+            "lam": lam,
+            "train_loss": sums["loss"] / seen,
+            "train_task_loss": sums["task"] / seen,
+            "train_penalty": sums["penalty"] / seen,
+            "train_accuracy": sums["correct"] / seen,
+            "test_loss": test.loss,
+            "test_accuracy": test.accuracy,
+            "synops_per_sample": test.synops_per_sample,
+            "synops_per_layer": test.synops_per_layer,
+            "spikes_per_sample": test.spikes_per_sample,
+            "spike_rate": test.spike_rate,
+            "train_seconds": train_seconds,
+            "train_samples_per_second": seen / train_seconds,
+        }
+        history.append(record)
+        if out is not None:
+            _save(out, model, spec, config, epoch + 1, optimizer, history)
+        if on_epoch is not None:
+            on_epoch(record)
+    return TrainResult(model=model, history=history, out_dir=out)
+
+
+def _check_split(split: Split, spec: ModelSpec) -> None:
+    if tuple(split.images.shape[1:]) != spec.input_shape:
+        raise NeuromorphError(
+            f"data has shape {tuple(split.images.shape[1:])} but the model expects {spec.input_shape}"
+        )
+    if len(split) and int(split.labels.max()) >= spec.num_classes:
+        raise NeuromorphError(f"data has labels up to {int(split.labels.max())} but the model has "
+                              f"{spec.num_classes} classes")
+
+
+def _save(out: Path, model, spec, config, epoch, optimizer, history) -> None:
+    ckpt = Checkpoint(
+        spec=spec,
+        model_state=model.state_dict(),
+        train_config=config.to_dict(),
+        epoch=epoch,
+        optimizer_state=optimizer.state_dict(),
+        history=history,
+        versions=tool_versions(),
+    )
+    save_checkpoint(out / CHECKPOINT_NAME, ckpt)
+    write_json(out / METRICS_NAME, {
+        "spec": spec.to_dict(), "train_config": config.to_dict(), "epochs_done": epoch, "history": history,
+        "versions": ckpt.versions,
+    })
