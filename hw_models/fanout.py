@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from neuromorph.errors import NeuromorphError
-from neuromorph.spec import SYNAPTIC_TYPES, Conv, Dense, Flatten, Layer, ModelSpec, Pool
+from neuromorph.spec import SYNAPTIC_TYPES, Dense, Flatten, Layer, ModelSpec, Pool
 
 
 def conv_fan_out_1d(size: int, kernel_size: int, stride: int = 1, padding: int = 0) -> list[int]:

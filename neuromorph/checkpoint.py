@@ -20,6 +20,7 @@ from neuromorph.spec import ModelSpec
 
 FORMAT = "neuromorph.checkpoint"
 FORMAT_VERSION = 1
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
 
 
 def tool_versions() -> dict[str, str]:
@@ -82,11 +83,15 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         path = path / "checkpoint.pt"
     if not path.is_file():
         raise NeuromorphError(f"checkpoint {str(path)!r} does not exist")
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    if magic != ZIP_MAGIC:
+        raise NeuromorphError(f"{str(path)!r} is not a neuromorph checkpoint (not a torch archive)")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - torch raises many types for a bad file
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise NeuromorphError(f"checkpoint {str(path)!r} is corrupt or not a checkpoint ({reason[:120]})") from None
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise NeuromorphError(f"checkpoint {str(path)!r} is corrupt ({reason[:100]})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise NeuromorphError(f"{str(path)!r} is not a neuromorph checkpoint")
     if payload.get("format_version", 0) > FORMAT_VERSION:

@@ -157,11 +157,20 @@ def dataset_info(name: str) -> DatasetInfo:
     return DATASETS[name]
 
 
-def load_split(name: str, train: bool, root: str | os.PathLike | None = None, limit: int | None = None) -> Split:
-    """Load the train or test split of a dataset (optionally only its first ``limit`` samples)."""
+def load_split(
+    name: str,
+    train: bool,
+    root: str | os.PathLike | None = None,
+    limit: int | None = None,
+    download: bool | None = None,
+) -> Split:
+    """Load the train or test split of a dataset (optionally only its first ``limit`` samples).
+
+    ``download`` None lets the root decide (never into the shared folder); False never touches the network.
+    """
     info = dataset_info(name)
-    path, download = resolve_data_root(root)
-    return info.load(path, train, download).head(limit)
+    path, allowed = resolve_data_root(root)
+    return info.load(path, train, allowed if download is None else download and allowed).head(limit)
 
 
 def iterate_batches(

@@ -7,14 +7,18 @@ at once with time folded into the batch; only the neuron recurrences (Norse ``LI
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
-from norse.torch import LICell, LIFBoxCell, LIFCell
-from norse.torch.functional.leaky_integrator import LIParameters
-from norse.torch.functional.lif import LIFParameters
-from norse.torch.functional.lif_box import LIFBoxParameters
 from torch import nn
+
+with warnings.catch_warnings():  # norse 1.1.0 calls torch.jit.script at import, which torch 2.14 deprecates
+    warnings.simplefilter("ignore", FutureWarning)
+    from norse.torch import LICell, LIFBoxCell, LIFCell
+    from norse.torch.functional.leaky_integrator import LIParameters
+    from norse.torch.functional.lif import LIFParameters
+    from norse.torch.functional.lif_box import LIFBoxParameters
 
 from hw_models.fanout import model_fan_outs, spike_sources
 from neuromorph.spec import SYNAPTIC_TYPES, Conv, Dense, Flatten, ModelSpec, Pool
@@ -179,11 +183,13 @@ def build_model(spec: ModelSpec) -> SpikingNet:
 
 
 @torch.no_grad()
-def calibrate_firing(model: SpikingNet, x: torch.Tensor, target_rate: float = 0.05, iterations: int = 12) -> list[float]:
+def calibrate_firing(
+    model: SpikingNet, x: torch.Tensor, target_rate: float = 0.05, iterations: int = 24
+) -> list[float]:
     """Data-driven initialization: rescale each hidden layer's weights so that it fires at about ``target_rate``.
 
     Layer by layer (earlier layers first, as later rates depend on them), the weight scale is bisected on a log
-    scale between 1/64 and 64 until the layer's mean spike rate (spikes per neuron per step) on the encoded
+    scale between 2**-12 and 2**12 until the layer's mean spike rate (spikes per neuron per step) on the encoded
     batch ``x`` is within a factor 1.5 of the target. Without it a deep or pooled network can start silent, and
     a silent layer passes almost no surrogate gradient. Returns the scale applied to each hidden layer.
     """
@@ -194,7 +200,8 @@ def calibrate_firing(model: SpikingNet, x: torch.Tensor, target_rate: float = 0.
     for number, block in enumerate(model.blocks[:-1]):
         weight = block.synapse.weight
         original = weight.clone()
-        low, high, scale = -6.0, 6.0, 0.0  # log2 of the scale
+        low, high = -12.0, 12.0  # log2 of the scale
+        scale = 0.0
         for _ in range(iterations):
             weight.copy_(original * 2.0**scale)
             rate = model(x).spikes[offset + number].mean().item()
@@ -202,5 +209,7 @@ def calibrate_firing(model: SpikingNet, x: torch.Tensor, target_rate: float = 0.
                 break
             low, high = (scale, high) if rate < target_rate else (low, scale)
             scale = (low + high) / 2
+        else:
+            weight.copy_(original * 2.0**scale)
         scales.append(2.0**scale)
     return scales
