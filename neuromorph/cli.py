@@ -7,6 +7,7 @@ Every error a user can cause ends in one line on stderr (``neuromorph: error: ..
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from collections.abc import Sequence
@@ -17,6 +18,10 @@ from neuromorph.errors import NeuromorphError
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
+# Modules that add a subcommand: each has `add_parser(subparsers)` which registers it and sets `handler`.
+# They must import nothing heavy at module level (no Lava, no lava-dl): handlers import what they need.
+COMMAND_MODULES: list[str] = []
+
 
 class _Parser(argparse.ArgumentParser):
     """An argparse parser whose usage errors are one line."""
@@ -26,7 +31,7 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(EXIT_USAGE)
 
 
-def _int_list(text: str) -> tuple[int, ...]:
+def int_list(text: str) -> tuple[int, ...]:
     try:
         values = tuple(int(v) for v in text.split(",") if v.strip())
     except ValueError:
@@ -36,7 +41,7 @@ def _int_list(text: str) -> tuple[int, ...]:
     return values
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -46,7 +51,7 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _add_data_arguments(parser: argparse.ArgumentParser, dataset_default: str | None = "mnist") -> None:
+def add_data_arguments(parser: argparse.ArgumentParser, dataset_default: str | None = "mnist") -> None:
     from neuromorph.data import DATA_ENV, DATASETS
 
     parser.add_argument("--dataset", choices=list(DATASETS), default=dataset_default,
@@ -69,21 +74,21 @@ def _build_parser() -> argparse.ArgumentParser:
                            "readout. The loss is cross-entropy + lambda * penalty (per sample). Writes "
                            "OUT/checkpoint.pt (weights + full model description) and OUT/metrics.json after "
                            "every epoch.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    _add_data_arguments(train)
-    train.add_argument("--train-limit", type=_positive_int, metavar="N", help="train on the first N samples only")
-    train.add_argument("--test-limit", type=_positive_int, metavar="N", help="evaluate on the first N test samples")
+    add_data_arguments(train)
+    train.add_argument("--train-limit", type=positive_int, metavar="N", help="train on the first N samples only")
+    train.add_argument("--test-limit", type=positive_int, metavar="N", help="evaluate on the first N test samples")
     model = train.add_argument_group("model")
     model.add_argument("--model", choices=["mlp", "cnn"], default="mlp", help="architecture")
-    model.add_argument("--hidden", type=_int_list, default=None, metavar="H[,H...]",
+    model.add_argument("--hidden", type=int_list, default=None, metavar="H[,H...]",
                        help="hidden dense layer sizes (default: 400 for mlp, none for cnn)")
-    model.add_argument("--channels", type=_int_list, default=(16, 32), metavar="C[,C...]",
+    model.add_argument("--channels", type=int_list, default=(16, 32), metavar="C[,C...]",
                        help="cnn: output channels of each conv layer")
-    model.add_argument("--kernel", type=_positive_int, default=5, help="cnn: conv kernel size")
+    model.add_argument("--kernel", type=positive_int, default=5, help="cnn: conv kernel size")
     model.add_argument("--padding", type=int, default=0, help="cnn: conv zero padding")
     model.add_argument("--pool", type=int, default=2, help="cnn: pooling window after each conv (1 = none)")
     model.add_argument("--pool-mode", choices=POOL_MODES, default="avg", help="cnn: pooling of spikes")
     model.add_argument("--cell", choices=CELL_TYPES, default="lif", help="Norse LIFCell or LIFBoxCell")
-    model.add_argument("--time-steps", "-T", type=_positive_int, default=16, help="simulation steps T")
+    model.add_argument("--time-steps", "-T", type=positive_int, default=16, help="simulation steps T")
     model.add_argument("--dt", type=float, default=1e-3, help="time step in seconds")
     model.add_argument("--tau-mem-inv", type=float, default=100.0, help="inverse membrane time constant, 1/s")
     model.add_argument("--tau-syn-inv", type=float, default=200.0, help="inverse synaptic time constant, 1/s")
@@ -100,11 +105,11 @@ def _build_parser() -> argparse.ArgumentParser:
     pen.add_argument("--lam", type=float, default=0.0, help="penalty weight lambda")
     pen.add_argument("--lam-schedule", choices=LAMBDA_SCHEDULES, default="constant",
                      help="ramp: lambda grows linearly to --lam over --ramp-epochs")
-    pen.add_argument("--ramp-epochs", type=_positive_int, default=1, help="epochs of the lambda ramp")
+    pen.add_argument("--ramp-epochs", type=positive_int, default=1, help="epochs of the lambda ramp")
     pen.add_argument("--power", "-p", type=float, default=1.0, help="exponent p of the synaptic penalty")
     opt = train.add_argument_group("optimization")
-    opt.add_argument("--epochs", type=_positive_int, default=5, help="number of epochs (total, also on resume)")
-    opt.add_argument("--batch-size", type=_positive_int, default=128, help="batch size")
+    opt.add_argument("--epochs", type=positive_int, default=5, help="number of epochs (total, also on resume)")
+    opt.add_argument("--batch-size", type=positive_int, default=128, help="batch size")
     opt.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     opt.add_argument("--seed", type=int, default=0, help="seed for weights, shuffling and Poisson noise")
     opt.add_argument("--init-rate", type=float, default=0.05,
@@ -120,9 +125,9 @@ def _build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", help="accuracy, synaptic operations and spike rates of a checkpoint",
                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     evaluate.add_argument("checkpoint", help="checkpoint file or training output folder")
-    _add_data_arguments(evaluate, dataset_default=None)
-    evaluate.add_argument("--limit", type=_positive_int, metavar="N", help="first N test samples only")
-    evaluate.add_argument("--batch-size", type=_positive_int, default=256)
+    add_data_arguments(evaluate, dataset_default=None)
+    evaluate.add_argument("--limit", type=positive_int, metavar="N", help="first N test samples only")
+    evaluate.add_argument("--batch-size", type=positive_int, default=256)
     evaluate.add_argument("--device", default="cpu")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
     evaluate.set_defaults(handler=_cmd_evaluate)
@@ -131,6 +136,8 @@ def _build_parser() -> argparse.ArgumentParser:
     info.add_argument("checkpoint", help="checkpoint file or training output folder")
     info.add_argument("--json", action="store_true", help="print as JSON")
     info.set_defaults(handler=_cmd_info)
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).add_parser(sub)
     return parser
 
 
