@@ -1,0 +1,392 @@
+"""Import a NIR graph (written by this project or by another tool) as a runnable :class:`SpikingNet`.
+
+The graph must be a chain ``Input -> ... -> Output`` whose nodes this module knows (:data:`NODE_READERS`, a registry
+keyed by NIR node type; an unknown node is refused with the list of supported ones). Every synaptic node (Linear,
+Affine, Conv2d) must be followed by a neuron node: ``CubaLIF`` or ``LIF`` for hidden layers (one shared parameter set,
+as a :class:`~neuromorph.spec.ModelSpec` holds), ``CubaLI`` or ``LI`` after the last one (the readout).
+
+The time step comes from the graph's metadata (``dt_s``, written by :mod:`export.nir_export`) or from the caller.
+Under forward Euler with step dt, taken current first, NIR ``CubaLIF`` gives ``I' = (1-b) I + b*w_in*x`` and
+``v' = v + a((v_leak - v) + r I')`` with ``a = dt/tau_mem``, ``b = dt/tau_syn``; Norse's ``LIFCell`` is the same with
+``x_norse = r*b*w_in * x``. That factor is folded into the preceding synaptic weights (it is exactly 1 for graphs
+this project writes, and is then not applied at all, so that weights are carried bit for bit).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from neuromorph.errors import NeuromorphError
+from neuromorph.spec import Conv, Dense, Flatten, ModelSpec, NeuronSpec, Pool, ReadoutSpec
+
+
+@dataclass
+class _Layer:
+    """One imported step of the chain: a spec layer (with weights) or a neuron population."""
+
+    node: str
+    layer: Any = None  # Dense | Conv | Pool | Flatten, or None for a neuron node
+    weight: np.ndarray | None = None
+    bias: np.ndarray | None = None
+    neuron: dict[str, float] | None = None  # Norse parameters (tau_*_inv in 1/s) of a neuron node
+    role: str = ""  # "hidden" or "readout" for neuron nodes
+    input_scale: np.ndarray | None = None  # factor folded into the preceding synapse's weights
+    out_shape: tuple[int, ...] = ()
+
+
+@dataclass
+class _Context:
+    dt_s: float
+    shape: tuple[int, ...]
+    notes: list[str] = field(default_factory=list)
+
+
+def _vec(node: Any, name: str) -> np.ndarray:
+    return np.asarray(getattr(node, name), dtype=np.float64)
+
+
+def _uniform(node_name: str, param: str, array: np.ndarray) -> float:
+    values = np.asarray(array, dtype=np.float64).ravel()
+    if values.size == 0 or not np.isfinite(values).all():
+        raise NeuromorphError(f"NIR node {node_name!r}: {param} is empty or not finite")
+    if not np.allclose(values, values[0], rtol=1e-6, atol=0):
+        raise NeuromorphError(f"NIR node {node_name!r}: {param} differs between neurons; neuromorph models use one "
+                              "value per layer")
+    return float(values[0])
+
+
+def _inv(tau: float) -> float:
+    """1/tau, snapped to float32 (the precision the parameter was stored in and the model computes in)."""
+    if tau <= 0:
+        raise NeuromorphError(f"time constants must be positive, got {tau}")
+    return float(np.float32(1.0 / tau))
+
+
+def _shape_of(array: Any) -> tuple[int, ...]:
+    return tuple(int(s) for s in np.asarray(array).ravel())
+
+
+def _read_linear(name: str, node: Any, ctx: _Context) -> _Layer:
+    weight = np.asarray(node.weight, dtype=np.float32)
+    bias = np.asarray(node.bias, dtype=np.float32) if getattr(node, "bias", None) is not None else None
+    if weight.ndim != 2:
+        raise NeuromorphError(f"NIR node {name!r}: expected a 2-D weight [out, in], got shape {weight.shape}")
+    if ctx.shape != (weight.shape[1],):
+        raise NeuromorphError(f"NIR node {name!r}: weight takes {weight.shape[1]} inputs, but its input has shape "
+                              f"{ctx.shape}")
+    has_bias = bias is not None and bool(np.any(bias != 0))
+    return _Layer(name, Dense(int(weight.shape[0]), bias=has_bias), weight, bias if has_bias else None,
+                  out_shape=(int(weight.shape[0]),))
+
+
+def _pair(name: str, what: str, value: Any) -> int:
+    values = np.asarray(value).ravel()
+    if values.size not in (1, 2) or len(set(values.tolist())) != 1:
+        raise NeuromorphError(f"NIR node {name!r}: {what} must be the same along height and width, got {value}")
+    return int(values[0])
+
+
+def _read_conv2d(name: str, node: Any, ctx: _Context) -> _Layer:
+    weight = np.asarray(node.weight, dtype=np.float32)
+    if weight.ndim != 4 or weight.shape[2] != weight.shape[3]:
+        raise NeuromorphError(f"NIR node {name!r}: expected a square kernel [C_out, C_in, k, k], got {weight.shape}")
+    if len(ctx.shape) != 3 or ctx.shape[0] != weight.shape[1]:
+        raise NeuromorphError(f"NIR node {name!r}: kernel takes {weight.shape[1]} channels, input has shape "
+                              f"{ctx.shape}")
+    if int(np.asarray(node.groups)) != 1 or _pair(name, "dilation", node.dilation) != 1:
+        raise NeuromorphError(f"NIR node {name!r}: only groups=1 and dilation=1 are supported")
+    kernel = int(weight.shape[2])
+    stride = _pair(name, "stride", node.stride)
+    padding = node.padding
+    if isinstance(padding, bytes | str):
+        padding = padding.decode() if isinstance(padding, bytes) else padding
+        if padding == "valid":
+            padding = 0
+        elif padding == "same" and stride == 1 and kernel % 2 == 1:
+            padding = (kernel - 1) // 2
+        else:
+            raise NeuromorphError(f"NIR node {name!r}: padding {padding!r} is not supported here")
+    padding = _pair(name, "padding", padding)
+    bias = np.asarray(node.bias, dtype=np.float32) if getattr(node, "bias", None) is not None else None
+    has_bias = bias is not None and bool(np.any(bias != 0))
+    layer = Conv(int(weight.shape[0]), kernel, stride=stride, padding=padding, bias=has_bias)
+    height = (ctx.shape[1] + 2 * padding - kernel) // stride + 1
+    width = (ctx.shape[2] + 2 * padding - kernel) // stride + 1
+    return _Layer(name, layer, weight, bias if has_bias else None, out_shape=(layer.out_channels, height, width))
+
+
+def _read_flatten(name: str, node: Any, ctx: _Context) -> _Layer:
+    # NIR shapes carry no batch, so a full flatten is start_dim 0; graphs written with a batch axis in mind use 1.
+    if int(np.asarray(node.end_dim)) != -1 or int(np.asarray(node.start_dim)) not in (0, 1):
+        raise NeuromorphError(f"NIR node {name!r}: only a full Flatten (start_dim 0 or 1, end_dim -1) is supported")
+    return _Layer(name, Flatten(), out_shape=(math.prod(ctx.shape),))
+
+
+def _pool_reader(mode: str) -> Callable[[str, Any, _Context], _Layer]:
+    def read(name: str, node: Any, ctx: _Context) -> _Layer:
+        kernel = _pair(name, "kernel_size", node.kernel_size)
+        if _pair(name, "stride", node.stride) != kernel or _pair(name, "padding", node.padding) != 0:
+            raise NeuromorphError(f"NIR node {name!r}: only non-overlapping pooling (stride = kernel, no padding) is "
+                                  "supported")
+        if len(ctx.shape) != 3:
+            raise NeuromorphError(f"NIR node {name!r}: pooling needs a [C, H, W] input, got {ctx.shape}")
+        out = (ctx.shape[0], ctx.shape[1] // kernel, ctx.shape[2] // kernel)
+        return _Layer(name, Pool(kernel, mode), out_shape=out)
+
+    return read
+
+
+def _read_cuba_lif(name: str, node: Any, ctx: _Context) -> _Layer:
+    tau_syn = _uniform(name, "tau_syn", _vec(node, "tau_syn"))
+    tau_mem = _uniform(name, "tau_mem", _vec(node, "tau_mem"))
+    neuron = {"cell": "lif", "tau_syn_inv": _inv(tau_syn), "tau_mem_inv": _inv(tau_mem),
+              "v_th": _uniform(name, "v_threshold", _vec(node, "v_threshold")),
+              "v_leak": _uniform(name, "v_leak", _vec(node, "v_leak")),
+              "v_reset": _uniform(name, "v_reset", _vec(node, "v_reset"))}
+    scale = _vec(node, "r") * (ctx.dt_s / _vec(node, "tau_syn")) * _vec(node, "w_in")
+    return _Layer(name, neuron=neuron, role="hidden", input_scale=scale, out_shape=ctx.shape)
+
+
+def _read_lif(name: str, node: Any, ctx: _Context) -> _Layer:
+    neuron = {"cell": "lifbox", "tau_mem_inv": _inv(_uniform(name, "tau", _vec(node, "tau"))),
+              "v_th": _uniform(name, "v_threshold", _vec(node, "v_threshold")),
+              "v_leak": _uniform(name, "v_leak", _vec(node, "v_leak")),
+              "v_reset": _uniform(name, "v_reset", _vec(node, "v_reset"))}
+    return _Layer(name, neuron=neuron, role="hidden", input_scale=_vec(node, "r"), out_shape=ctx.shape)
+
+
+def _check_no_leak(name: str, node: Any) -> None:
+    if _uniform(name, "v_leak", _vec(node, "v_leak")) != 0.0:
+        raise NeuromorphError(f"NIR node {name!r}: the readout must have v_leak = 0 (Norse LICell as neuromorph "
+                              "builds it)")
+
+
+def _read_cuba_li(name: str, node: Any, ctx: _Context) -> _Layer:
+    _check_no_leak(name, node)
+    readout = {"tau_syn_inv": _inv(_uniform(name, "tau_syn", _vec(node, "tau_syn"))),
+               "tau_mem_inv": _inv(_uniform(name, "tau_mem", _vec(node, "tau_mem")))}
+    scale = _vec(node, "r") * (ctx.dt_s / _vec(node, "tau_syn")) * _vec(node, "w_in")
+    return _Layer(name, neuron=readout, role="readout", input_scale=scale, out_shape=ctx.shape)
+
+
+def _read_li(name: str, node: Any, ctx: _Context) -> _Layer:
+    """LI has no synaptic current: Norse's LICell with tau_syn = dt (the current is this step's input only)."""
+    _check_no_leak(name, node)
+    readout = {"tau_syn_inv": float(np.float32(1.0 / ctx.dt_s)),
+               "tau_mem_inv": _inv(_uniform(name, "tau", _vec(node, "tau")))}
+    return _Layer(name, neuron=readout, role="readout", input_scale=_vec(node, "r"), out_shape=ctx.shape)
+
+
+# NIR node type name -> reader(node_name, node, context) -> _Layer. Input and Output are handled by the walk.
+NODE_READERS: dict[str, Callable[[str, Any, _Context], _Layer]] = {
+    "Linear": _read_linear,
+    "Affine": _read_linear,
+    "Conv2d": _read_conv2d,
+    "Flatten": _read_flatten,
+    "SumPool2d": _pool_reader("sum"),
+    "AvgPool2d": _pool_reader("avg"),
+    "CubaLIF": _read_cuba_lif,
+    "LIF": _read_lif,
+    "CubaLI": _read_cuba_li,
+    "LI": _read_li,
+}
+SUPPORTED_NODES = ("Input", "Output", *NODE_READERS)
+
+
+def _chain(graph: Any) -> list[str]:
+    """Node names from the Input to the Output, refusing anything but a single chain."""
+    for name, node in graph.nodes.items():
+        kind = type(node).__name__
+        if kind not in SUPPORTED_NODES:
+            raise NeuromorphError(f"NIR node {name!r} of type {kind} is not supported; supported: "
+                                  f"{', '.join(SUPPORTED_NODES)}")
+    inputs = [n for n, node in graph.nodes.items() if type(node).__name__ == "Input"]
+    if len(inputs) != 1:
+        raise NeuromorphError(f"the NIR graph must have exactly one Input node, found {len(inputs)}")
+    successors: dict[str, list[str]] = {}
+    for src, dst in graph.edges:
+        successors.setdefault(src, []).append(dst)
+    chain = [inputs[0]]
+    while type(graph.nodes[chain[-1]]).__name__ != "Output":
+        nxt = successors.get(chain[-1], [])
+        if len(nxt) != 1:
+            raise NeuromorphError(f"NIR node {chain[-1]!r} has {len(nxt)} successors; only feed-forward chains "
+                                  "(one successor per node) are supported")
+        if nxt[0] in chain:
+            raise NeuromorphError(f"NIR graph has a cycle through {nxt[0]!r}; recurrent graphs are not supported")
+        chain.append(nxt[0])
+    if len(chain) != len(graph.nodes):
+        unused = sorted(set(graph.nodes) - set(chain))
+        raise NeuromorphError(f"NIR nodes {unused} are not on the Input -> Output chain")
+    return chain
+
+
+def _metadata_spec(graph: Any) -> dict[str, Any] | None:
+    text = (graph.metadata or {}).get("neuromorph_spec")
+    if text is None:
+        return None
+    if isinstance(text, bytes | np.bytes_):
+        text = bytes(text).decode("utf-8")
+    try:
+        return json.loads(str(text))
+    except json.JSONDecodeError:
+        return None
+
+
+def _prefer_exact(derived: dict[str, Any], recorded: dict[str, Any] | None) -> dict[str, Any]:
+    """Take the recorded (float64) value where it agrees with the graph's (float32) one."""
+    if not recorded:
+        return derived
+    out = dict(derived)
+    for key, value in derived.items():
+        old = recorded.get(key)
+        if isinstance(value, float) and isinstance(old, int | float) and math.isclose(value, old, rel_tol=1e-6):
+            out[key] = float(old)
+    return out
+
+
+def spec_and_weights_from_nir(graph: Any, dt_s: float | None = None,
+                              time_steps: int | None = None) -> tuple[ModelSpec, list[tuple[np.ndarray, Any]]]:
+    """The :class:`ModelSpec` of a NIR graph and the weights ``(weight, bias)`` of each synaptic layer."""
+    meta = graph.metadata or {}
+    if dt_s is None:
+        if "dt_s" not in meta:
+            raise NeuromorphError("the NIR graph records no time step (metadata dt_s): give dt_s explicitly")
+        dt_s = float(np.asarray(meta["dt_s"]))
+    unit = meta.get("time_unit", "s")
+    unit = bytes(unit).decode() if isinstance(unit, bytes | np.bytes_) else str(unit)
+    if unit != "s":
+        raise NeuromorphError(f"the NIR graph's time unit is {unit!r}; only seconds ('s') are supported")
+    recorded = _metadata_spec(graph)
+    chain = _chain(graph)
+    input_node = graph.nodes[chain[0]]
+    ctx = _Context(dt_s=dt_s, shape=_shape_of(input_node.input_type["input"]))
+    steps: list[_Layer] = []
+    for name in chain[1:-1]:
+        step = NODE_READERS[type(graph.nodes[name]).__name__](name, graph.nodes[name], ctx)
+        ctx.shape = step.out_shape
+        steps.append(step)
+
+    layers, weights, neurons, readout = [], [], [], None
+    for position, step in enumerate(steps):
+        if step.layer is not None:
+            if isinstance(step.layer, Dense | Conv):
+                follower = steps[position + 1] if position + 1 < len(steps) else None
+                if follower is None or follower.neuron is None:
+                    raise NeuromorphError(f"NIR node {step.node!r} must be followed by a neuron node "
+                                          "(CubaLIF, LIF, CubaLI or LI)")
+                weight, bias = step.weight, step.bias
+                scale = follower.input_scale
+                if not np.allclose(scale, 1.0, rtol=1e-6, atol=0):
+                    weight, bias = _fold_scale(step, scale)
+                weights.append((weight, bias))
+            layers.append(step.layer)
+            continue
+        previous = steps[position - 1] if position else None
+        if previous is None or not isinstance(previous.layer, Dense | Conv):
+            raise NeuromorphError(f"NIR neuron node {step.node!r} must follow a synaptic node (Linear, Affine, Conv2d)")
+        if step.role == "readout":
+            if position != len(steps) - 1:
+                raise NeuromorphError(f"NIR node {step.node!r}: a non-spiking readout must be the last node before "
+                                      "the Output")
+            readout = step.neuron
+        else:
+            neurons.append(step)
+    if readout is None:
+        raise NeuromorphError("the NIR graph must end in a non-spiking readout (CubaLI or LI) before its Output")
+    neuron = _shared_neuron(neurons, recorded)
+    if recorded is not None:
+        readout = _prefer_exact(readout, recorded.get("readout"))
+        dt_s = float(recorded["dt_s"]) if math.isclose(recorded.get("dt_s", -1), dt_s, rel_tol=1e-9) else dt_s
+    extra = {k: recorded[k] for k in ("encoder", "name") if recorded and k in recorded}
+    readout_spec = ReadoutSpec(reduce=(recorded or {}).get("readout", {}).get("reduce", "max"), **readout)
+    spec = ModelSpec.from_dict({
+        "input_shape": list(_shape_of(input_node.input_type["input"])),
+        "layers": [{"type": _TYPE_NAMES[type(layer)], **asdict(layer)} for layer in layers],
+        "num_classes": int(layers[-1].out_features) if isinstance(layers[-1], Dense) else -1,
+        "time_steps": int(time_steps or (recorded or {}).get("time_steps") or 16),
+        "dt_s": dt_s,
+        "neuron": asdict(neuron),
+        "readout": asdict(readout_spec),
+        **extra,
+    })
+    return spec, weights
+
+
+_TYPE_NAMES = {Dense: "dense", Conv: "conv", Pool: "pool", Flatten: "flatten"}
+
+
+def _fold_scale(step: _Layer, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    scale = np.broadcast_to(scale, step.out_shape)
+    if isinstance(step.layer, Conv):
+        per_channel = scale.reshape(scale.shape[0], -1)
+        if not np.allclose(per_channel, per_channel[:, :1], rtol=1e-6):
+            raise NeuromorphError(f"NIR node {step.node!r}: the next neuron's input scale varies within a channel")
+        factor = per_channel[:, 0]
+        weight = step.weight * factor[:, None, None, None]
+    else:
+        factor = scale.reshape(-1)
+        weight = step.weight * factor[:, None]
+    bias = step.bias * factor if step.bias is not None else None
+    return weight.astype(np.float32), None if bias is None else bias.astype(np.float32)
+
+
+def _shared_neuron(neurons: list[_Layer], recorded: dict[str, Any] | None) -> NeuronSpec:
+    recorded_neuron = (recorded or {}).get("neuron", {})
+    extra = {k: recorded_neuron[k] for k in ("surrogate", "alpha") if k in recorded_neuron}
+    if not neurons:
+        return NeuronSpec(**extra)
+    first = neurons[0].neuron
+    for other in neurons[1:]:
+        for key, value in first.items():
+            same = value == other.neuron.get(key) if isinstance(value, str) else math.isclose(
+                value, other.neuron.get(key, math.nan), rel_tol=1e-6)
+            if not same:
+                raise NeuromorphError(f"NIR neuron nodes {neurons[0].node!r} and {other.node!r} differ in {key}; "
+                                      "neuromorph models share one neuron parameter set")
+    params = _prefer_exact(first, recorded_neuron)
+    if params.get("cell") == "lifbox" and "tau_syn_inv" in recorded_neuron:
+        params["tau_syn_inv"] = recorded_neuron["tau_syn_inv"]
+    return NeuronSpec(**params, **extra)
+
+
+def from_nir(graph: Any, dt_s: float | None = None, time_steps: int | None = None):
+    """A runnable :class:`~neuromorph.models.SpikingNet` with the graph's weights."""
+    from neuromorph.models import build_model
+
+    spec, weights = spec_and_weights_from_nir(graph, dt_s=dt_s, time_steps=time_steps)
+    model = build_model(spec)
+    with torch.no_grad():
+        for block, (weight, bias) in zip(model.blocks, weights, strict=True):
+            block.synapse.weight.copy_(torch.from_numpy(np.ascontiguousarray(weight)))
+            if bias is not None:
+                block.synapse.bias.copy_(torch.from_numpy(np.ascontiguousarray(bias)))
+    return model.eval()
+
+
+def read_nir(path: str | os.PathLike):
+    """Read a NIR file with one clear error for a missing, corrupt or foreign file."""
+    import nir
+
+    path = Path(path)
+    if not path.is_file():
+        raise NeuromorphError(f"NIR file {str(path)!r} does not exist")
+    try:
+        return nir.read(path)
+    except Exception as error:  # noqa: BLE001 - h5py and nir raise many types for a bad file
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise NeuromorphError(f"{str(path)!r} is not a readable NIR file ({reason[:100]})") from None
+
+
+def load_nir(path: str | os.PathLike, dt_s: float | None = None, time_steps: int | None = None):
+    """Read a NIR file and build the model it describes."""
+    return from_nir(read_nir(path), dt_s=dt_s, time_steps=time_steps)
