@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for r in sorted(results.values(), key=lambda r: (r["penalty"] != "none", r["penalty"], r["power"], r["lam"])):
         rows.append([
-            r["penalty"], r["power"], r["lam"], r["seed"], f"{100 * r['test_accuracy']:.2f}%",
+            r["penalty"], f"{r['power']:g}", f"{r['lam']:g}", r["seed"], f"{100 * r['test_accuracy']:.2f}%",
             "-" if base_acc is None else f"{100 * (r['test_accuracy'] - base_acc):+.2f}",
             r["synops_per_sample"], "-" if not base_synops else f"{base_synops / r['synops_per_sample']:.2f}x",
         ])

@@ -102,7 +102,9 @@ def _build_parser() -> argparse.ArgumentParser:
     pen = train.add_argument_group("penalty")
     pen.add_argument("--penalty", choices=list(PENALTIES), default="synaptic",
                      help="; ".join(f"{p.name}: {p.summary}" for p in PENALTIES.values()))
-    pen.add_argument("--lam", type=float, default=0.0, help="penalty weight lambda")
+    pen.add_argument("--lam", type=float, default=0.0,
+                     help="penalty weight lambda (0 = off). It multiplies the per-sample penalty, so its scale depends "
+                          "on the network's size: 1e-5..1e-4 suit the 784-400-10 MNIST MLP (see README)")
     pen.add_argument("--lam-schedule", choices=LAMBDA_SCHEDULES, default="constant",
                      help="ramp: lambda grows linearly to --lam over --ramp-epochs")
     pen.add_argument("--ramp-epochs", type=positive_int, default=1, help="epochs of the lambda ramp")
