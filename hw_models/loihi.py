@@ -30,6 +30,12 @@ class LoihiFixedPoint:
     threshold_shift: int = 6  # vth is compared as vth << 6
     input_shift: int = 6  # synaptic input enters u as a_in << 6
     bias_exp: int = 6  # netx's CUBA bias exponent
+    # Added for export/ (lava-nc 0.10.0 PyLifModelBitAcc docstring and LavaPyType precisions; lava-dl 0.6.0 netx):
+    threshold_bits: int = 17  # vth is an unsigned 17-bit mantissa (0 to 131071)
+    bias_mant_bits: int = 13  # bias_mant is a signed 13-bit mantissa (-4096 to 4095)
+    synaptic_input_bits: int = 16  # a_in (the LIF's synaptic input port) is a signed 16-bit value
+    conv_accumulator_bits: int = 24  # Lava's fixed-point Conv wraps its summed input to signed 24 bits
+    current_decay_offset: int = 1  # ds_offset: the current decays by du + 1 (netx writes iDecay = du + 1)
 
 
 LOIHI_FIXED_POINT = LoihiFixedPoint()
@@ -62,3 +68,45 @@ LOIHI2_CORE = LoihiCoreLimits(
     source="Intel Loihi 2 brief (2021): up to 8,192 neurons per core for simple models, 128 cores per chip, 8-bit "
            "weights by default; synapse memory and axon limits taken as Loihi 1's (not published per core)",
 )
+
+
+@dataclass(frozen=True)
+class LoihiSynapseFormat:
+    """How a core's synapse memory stores the weights of one input axon, as nengo-loihi computes it.
+
+    nengo-loihi (``nengo_loihi/block.py``, ``SynapseConfig.bits_per_axon``): an axon's weights are stored in groups
+    of ``synapses_per_group`` (``n_synapses + 1``, nengo-loihi sets ``n_synapses=63``); each group costs
+    ``n * bits_per_weight + header_bits`` bits (4 format-index + 6 count bits), rounded up to a whole 64-bit word.
+    ``bits_per_weight`` is the weight (8 bits: ``wgtBits=7`` maps to 8 in ``WEIGHT_BITS_MAP``) plus delay and tag bits
+    (0 here), plus the target index bits in the sparse format (``compression=0``); the dense format
+    (``compression=3``, ``set_full_weights``) stores no indices.
+    """
+
+    weight_bits: int = 8
+    delay_bits: int = 0
+    tag_bits: int = 0
+    synapses_per_group: int = 64
+    header_bits: int = 4 + 6
+    word_bits: int = 64
+    index_bits_map: tuple[int, ...] = (0, 6, 7, 8, 9, 10, 11, 12)  # nengo-loihi SynapseConfig.INDEX_BITS_MAP
+
+    def index_bits(self, targets_per_core: int) -> int:
+        """Index bits the sparse format needs to address ``targets_per_core`` compartments (smallest map entry)."""
+        needed = max(1, (max(1, targets_per_core) - 1).bit_length())
+        for bits in self.index_bits_map:
+            if bits >= needed:
+                return bits
+        return self.index_bits_map[-1]
+
+    def bits_per_axon(self, n_weights: int, index_bits: int = 0) -> int:
+        """Synapse-memory bits one input axon with ``n_weights`` synapses uses (``index_bits`` 0: dense format)."""
+        per_weight = self.weight_bits + self.delay_bits + self.tag_bits + index_bits
+        bits = 0
+        for start in range(0, n_weights, self.synapses_per_group):
+            n = min(n_weights - start, self.synapses_per_group)
+            group = n * per_weight + self.header_bits
+            bits += -self.word_bits * (-group // self.word_bits)  # round up to a whole word
+        return bits
+
+
+LOIHI_SYNAPSE_FORMAT = LoihiSynapseFormat()

@@ -1,0 +1,203 @@
+"""Energy per inference: dynamic (each counted event times its cost) plus static, and the equivalent ANN.
+
+For a population p on profile d (hw_models.profiles), per sample:
+
+- event-driven device: ``E_p = SynOps_p * e_synop + MACs_p * e_mac + updates_p * e_update + spikes_p * e_spike
+  + messages_p * e_message``, with ``messages_p = sum_i dest_cores[i] * spikes[i]`` from the core mapping;
+- clock-driven device (every synapse every step, as KerasSpiking prices CPU/GPU/ARM):
+  ``E_p = T * connections_p * e_synop (e_mac for an analog input) + updates_p * e_update``.
+
+Static energy is ``P_static * chips * T * t_step``. ``t_step`` is the profile's ``time_per_step_s`` when it has one;
+otherwise it is derived from the latencies and the mapping: cores work in parallel, so a step lasts as long as the
+busiest layer's core (its events spread evenly over the layer's cores) plus the end-of-step synchronization.
+
+The equivalent ANN has the same synaptic layers with one multiply-accumulate per synapse on a dense input (pooling
+first; the pooling additions are not counted) and one activation per hidden neuron, once per inference; it is
+priced on the profile's ``ann_reference`` (itself when None). A cost the profile does not give is left out and
+named in ``not_priced``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from hw_models.activity import ActivityCounts, PopulationActivity
+from hw_models.mapping import CoreMapping, map_cores
+from hw_models.profiles import PROFILES, DeviceProfile
+from neuromorph.spec import ModelSpec
+
+ENERGY_KINDS = ("synops", "macs", "neuron_updates", "spikes", "messages")
+
+
+@dataclass(frozen=True)
+class PopulationEnergy:
+    """Joules per sample of one population, by kind of event."""
+
+    name: str
+    synops_j: float = 0.0
+    macs_j: float = 0.0
+    neuron_updates_j: float = 0.0
+    spikes_j: float = 0.0
+    messages_j: float = 0.0
+    messages: float = 0.0
+
+    @property
+    def total_j(self) -> float:
+        return self.synops_j + self.macs_j + self.neuron_updates_j + self.spikes_j + self.messages_j
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "total_j": self.total_j}
+
+
+@dataclass(frozen=True)
+class AnnEquivalent:
+    """The same architecture as a non-spiking ANN: MACs and activations per inference, and its energy."""
+
+    macs: int
+    activations: int
+    profile: str
+    energy_j: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class EnergyEstimate:
+    """Energy per inference (per sample) of an SNN on one device, against the equivalent ANN."""
+
+    profile: str
+    event_driven: bool
+    populations: list[PopulationEnergy]
+    static_j: float
+    time_per_step_s: float | None
+    time_per_step_kind: str
+    chips: int | None
+    ann: AnnEquivalent
+    not_priced: list[str] = field(default_factory=list)
+    constants: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dynamic_j(self) -> float:
+        return sum(p.total_j for p in self.populations)
+
+    @property
+    def total_j(self) -> float:
+        return self.dynamic_j + self.static_j
+
+    @property
+    def snn_to_ann(self) -> float:
+        return self.total_j / self.ann.energy_j if self.ann.energy_j > 0 else float("inf")
+
+    def by_kind(self) -> dict[str, float]:
+        return {kind: sum(getattr(p, f"{kind}_j") for p in self.populations) for kind in ENERGY_KINDS}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"profile": self.profile, "event_driven": self.event_driven, "dynamic_j": self.dynamic_j,
+                "static_j": self.static_j, "total_j": self.total_j, "by_kind_j": self.by_kind(),
+                "time_per_step_s": self.time_per_step_s, "time_per_step_kind": self.time_per_step_kind,
+                "chips": self.chips, "ann": self.ann.to_dict(), "snn_to_ann": self.snn_to_ann,
+                "populations": [p.to_dict() for p in self.populations], "not_priced": self.not_priced,
+                "constants": self.constants}
+
+
+def ann_equivalent(spec: ModelSpec, counts: ActivityCounts, profile: DeviceProfile) -> AnnEquivalent:
+    """MACs and activations of the equivalent ANN (from the counted connections), priced on ``profile``."""
+    macs = sum(p.dense_connections for p in counts.populations)
+    activations = sum(p.neurons for p in counts.populations if p.role == "hidden")
+    e_mac = profile.cost("energy_per_mac_j") if profile.energy_per_mac_j else profile.cost("energy_per_synop_j")
+    e_act = (profile.cost("energy_per_activation_j") if profile.energy_per_activation_j
+             else profile.cost("energy_per_neuron_update_j"))
+    return AnnEquivalent(macs=macs, activations=activations, profile=profile.name,
+                         energy_j=macs * e_mac + activations * e_act)
+
+
+def messages_per_sample(counts: ActivityCounts, mapping: CoreMapping) -> dict[str, float]:
+    """Messages routed per sample by each spike source: one per spike and destination core."""
+    weights = {name: mapping.destination_cores[name] for name in counts.spike_totals}
+    return counts.weighted_totals(weights)
+
+
+def estimate_energy(
+    spec: ModelSpec,
+    counts: ActivityCounts,
+    profile: DeviceProfile,
+    mapping: CoreMapping | None = None,
+) -> EnergyEstimate:
+    """Energy per sample of the counted run on ``profile`` (see the module docstring)."""
+    profile.check_priceable()
+    if mapping is None and profile.core_limits is not None:
+        mapping = map_cores(spec, profile.core_limits)
+    steps = counts.time_steps
+    not_priced: list[str] = []
+    messages = messages_per_sample(counts, mapping) if mapping is not None and profile.event_driven else {}
+    populations = [_population_energy(p, profile, steps, messages.get(p.name, 0.0)) for p in counts.populations]
+
+    if any(p.macs > 0 for p in counts.populations) and profile.event_driven and profile.energy_per_mac_j is None:
+        not_priced.append(f"MACs of the direct-encoded input layer: {profile.name} gives no MAC energy (a chip "
+                          "takes analog input off-chip)")
+    if profile.event_driven and any(p.spikes > 0 for p in counts.populations):
+        if profile.energy_per_message_j is not None and mapping is None:
+            not_priced.append("messages: no core mapping for this device")
+        if profile.energy_per_message_j is None and profile.energy_per_spike_j is None:
+            not_priced.append("spike generation and routing: no per-spike or per-message energy in the profile")
+    if profile.cores:
+        not_priced.append("mesh hops between cores (they need a placement on the mesh)")
+
+    static_j, step_s, step_kind = 0.0, None, "none"
+    chips = mapping.chips if mapping is not None else None
+    if profile.static_power_w is not None:
+        step_s, step_kind = _time_per_step(counts, profile, mapping, messages)
+        if step_s is None:
+            not_priced.append("static energy: no time per step and no latencies to derive it from")
+        else:
+            static_j = profile.cost("static_power_w") * (chips or 1) * steps * step_s
+    else:
+        not_priced.append("static power: not given for this device")
+
+    reference = PROFILES[profile.ann_reference] if profile.ann_reference else profile
+    constants = {name: c.to_dict() for name, c in profile.constants().items()}
+    return EnergyEstimate(profile=profile.name, event_driven=profile.event_driven, populations=populations,
+                          static_j=static_j, time_per_step_s=step_s, time_per_step_kind=step_kind, chips=chips,
+                          ann=ann_equivalent(spec, counts, reference), not_priced=not_priced, constants=constants)
+
+
+def _population_energy(p: PopulationActivity, profile: DeviceProfile, steps: int, messages: float) -> PopulationEnergy:
+    update_j = p.neuron_updates * profile.cost("energy_per_neuron_update_j")
+    if not profile.event_driven:
+        every_step = steps * p.dense_connections
+        if p.role == "input-analog":
+            e_mac = profile.cost("energy_per_mac_j") if profile.energy_per_mac_j else profile.cost("energy_per_synop_j")
+            return PopulationEnergy(p.name, macs_j=every_step * e_mac, neuron_updates_j=update_j)
+        return PopulationEnergy(p.name, synops_j=every_step * profile.cost("energy_per_synop_j"),
+                                neuron_updates_j=update_j)
+    return PopulationEnergy(
+        p.name,
+        synops_j=p.synops * profile.cost("energy_per_synop_j"),
+        macs_j=p.macs * profile.cost("energy_per_mac_j"),
+        neuron_updates_j=update_j,
+        spikes_j=p.spikes * profile.cost("energy_per_spike_j"),
+        messages_j=messages * profile.cost("energy_per_message_j"),
+        messages=messages,
+    )
+
+
+def _time_per_step(
+    counts: ActivityCounts, profile: DeviceProfile, mapping: CoreMapping | None, messages: dict[str, float]
+) -> tuple[float | None, str]:
+    if profile.time_per_step_s is not None:
+        return profile.cost("time_per_step_s"), profile.time_per_step_s.kind
+    if mapping is None or profile.latency_per_step_sync_s is None:
+        return None, "none"
+    steps = counts.time_steps
+    busiest = 0.0
+    for layer in mapping.layers:
+        population = counts.population(layer.name)
+        source = counts.population(layer.presynaptic)
+        work = (source.synops * profile.cost("latency_per_synop_s")
+                + population.neuron_updates * profile.cost("latency_per_neuron_update_s")
+                + population.spikes * profile.cost("latency_per_spike_s")
+                + messages.get(layer.name, 0.0) * profile.cost("latency_per_message_s"))
+        busiest = max(busiest, work / steps / layer.cores)
+    return busiest + profile.cost("latency_per_step_sync_s"), "derived"
