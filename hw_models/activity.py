@@ -6,8 +6,10 @@ per sample:
 - ``synops``: synaptic operations its binary spikes drive in the next synaptic layer,
   ``sum_i psi[i] * sum_t s[i, t]`` with the exact fan-out psi (hw_models.opcount, the same code as the penalty);
 - ``macs``: multiply-accumulates its analog values drive: only the direct-encoded input, whose first synaptic layer
-  multiplies real-valued pixels. Counted as NeuroBench counts effective MACs: a non-zero input element times its
-  fan-out, on each of the T steps the constant input is presented;
+  multiplies real-valued pixels. Counted as NeuroBench counts effective MACs, a non-zero input element times its
+  fan-out, and once per inference: the direct input is the same on every step, so the layer's output is computed
+  once and reused (SpikingNet does exactly this). A counter that calls the layer on every step (NeuroBench on a
+  per-step loop) counts T times as many;
 - ``neuron_updates``: every neuron every step (LIF layers and the readout), ``neurons * T``;
 - ``spikes``: spikes it sends; ``dense_connections``: the multiply-accumulates of the synaptic layer it feeds for a
   dense input, what a clock-driven device computes every step and what the equivalent ANN computes once. With a
@@ -120,7 +122,7 @@ class ActivityRecorder:
             nonzero = weighted_spike_sums([self.input_nonzero[None, None]], [self.input_fan_out])[0, 0]
             populations.append(PopulationActivity(
                 name="input", role="input-analog", neurons=math.prod(spec.input_shape), neuron_updates=0.0,
-                spikes=0.0, synops=0.0, macs=float(nonzero) * steps / n,
+                spikes=0.0, synops=0.0, macs=float(nonzero) / n,
                 dense_connections=self.connections["input"]))
         for index, source in enumerate(model.sources):
             is_input = source.name == "input"

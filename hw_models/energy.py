@@ -5,7 +5,8 @@ For a population p on profile d (hw_models.profiles), per sample:
 - event-driven device: ``E_p = SynOps_p * e_synop + MACs_p * e_mac + updates_p * e_update + spikes_p * e_spike
   + messages_p * e_message``, with ``messages_p = sum_i dest_cores[i] * spikes[i]`` from the core mapping;
 - clock-driven device (every synapse every step, as KerasSpiking prices CPU/GPU/ARM):
-  ``E_p = T * connections_p * e_synop (e_mac for an analog input) + updates_p * e_update``.
+  ``E_p = T * connections_p * e_synop + updates_p * e_update``; the direct-encoded input layer, constant over time,
+  is computed once: ``connections * e_mac``.
 
 Static energy is ``P_static * chips * T * t_step``. ``t_step`` is the profile's ``time_per_step_s`` when it has one;
 otherwise it is derived from the latencies and the mapping: cores work in parallel, so a step lasts as long as the
@@ -21,6 +22,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+import torch
 
 from hw_models.activity import ActivityCounts, PopulationActivity
 from hw_models.mapping import CoreMapping, map_cores
@@ -166,18 +169,17 @@ def estimate_energy(
 def _population_energy(p: PopulationActivity, profile: DeviceProfile, steps: int, messages: float) -> PopulationEnergy:
     update_j = p.neuron_updates * profile.cost("energy_per_neuron_update_j")
     if not profile.event_driven:
-        every_step = steps * p.dense_connections
-        if p.role == "input-analog":
+        if p.role == "input-analog":  # constant over time: computed once
             e_mac = profile.cost("energy_per_mac_j") if profile.energy_per_mac_j else profile.cost("energy_per_synop_j")
-            return PopulationEnergy(p.name, macs_j=every_step * e_mac, neuron_updates_j=update_j)
-        return PopulationEnergy(p.name, synops_j=every_step * profile.cost("energy_per_synop_j"),
+            return PopulationEnergy(p.name, macs_j=p.dense_connections * e_mac, neuron_updates_j=update_j)
+        return PopulationEnergy(p.name, synops_j=steps * p.dense_connections * profile.cost("energy_per_synop_j"),
                                 neuron_updates_j=update_j)
     return PopulationEnergy(
         p.name,
         synops_j=p.synops * profile.cost("energy_per_synop_j"),
         macs_j=p.macs * profile.cost("energy_per_mac_j"),
         neuron_updates_j=update_j,
-        spikes_j=p.spikes * profile.cost("energy_per_spike_j"),
+        spikes_j=0.0 if p.role == "input-spikes" else p.spikes * profile.cost("energy_per_spike_j"),
         messages_j=messages * profile.cost("energy_per_message_j"),
         messages=messages,
     )
@@ -201,3 +203,73 @@ def _time_per_step(
                 + messages.get(layer.name, 0.0) * profile.cost("latency_per_message_s"))
         busiest = max(busiest, work / steps / layer.cores)
     return busiest + profile.cost("latency_per_step_sync_s"), "derived"
+
+
+def spike_energy_weights(spec: ModelSpec, profile: DeviceProfile, mapping: CoreMapping | None = None) -> list:
+    """Joules one spike of each neuron costs, per spike source of ``spec`` (the order of ``SpikingNet.sources``).
+
+    ``e_synop * psi[i] + e_spike + e_message * dest_cores[i]`` on an event-driven device (no ``e_spike`` for input
+    spikes, which come from the host). Summed against spike counts with hw_models.opcount it gives exactly the
+    spike-driven part of :func:`estimate_energy`.
+    """
+    from hw_models.fanout import model_fan_outs, spike_sources
+
+    if mapping is None and profile.core_limits is not None and profile.energy_per_message_j is not None:
+        mapping = map_cores(spec, profile.core_limits)
+    weights = []
+    for source, psi in zip(spike_sources(spec), model_fan_outs(spec), strict=True):
+        w = psi * profile.cost("energy_per_synop_j")
+        if source.name != "input":
+            w = w + profile.cost("energy_per_spike_j")
+        if mapping is not None:
+            w = w + mapping.destination_cores[source.name] * profile.cost("energy_per_message_j")
+        weights.append(w)
+    return weights
+
+
+def neuron_update_energy(spec: ModelSpec, profile: DeviceProfile) -> float:
+    """Joules per sample of the neuron updates: every LIF and readout neuron, every step."""
+    import math
+
+    from neuromorph.spec import SYNAPTIC_TYPES
+
+    neurons = sum(math.prod(shape) for layer, shape in zip(spec.layers, spec.layer_shapes(), strict=True)
+                  if isinstance(layer, SYNAPTIC_TYPES))
+    return neurons * spec.time_steps * profile.cost("energy_per_neuron_update_j")
+
+
+def penalty_profile(profile: DeviceProfile | str | None) -> DeviceProfile:
+    """The profile an energy penalty prices on: it must exist, have its constants, and be event-driven."""
+    from hw_models.profiles import resolve_profile
+    from neuromorph.errors import NeuromorphError
+
+    if not profile:
+        raise NeuromorphError("the energy penalty needs a device profile (--device-profile NAME or FILE)")
+    if not isinstance(profile, DeviceProfile):
+        profile = resolve_profile(profile)
+    profile.check_priceable()
+    if not profile.event_driven:
+        raise NeuromorphError(f"device profile {profile.name!r} is clock-driven: its energy does not depend on spikes, "
+                              "so an energy penalty cannot lower it; choose an event-driven profile")
+    return profile
+
+
+def energy_penalty(model, profile: DeviceProfile | str):
+    """A training penalty ``(spikes, fan_outs, power) -> [B]``: joules per sample on ``profile``.
+
+    ``(1/p) * sum_l sum_i w[l,i] * sum_t s[l,i,t]**p`` with the weights of :func:`spike_energy_weights`, plus the
+    neuron-update energy (a constant). For binary spikes and any p it is the dynamic energy of
+    :func:`estimate_energy` without the input layer's MACs (fixed by the data) and without static energy.
+    """
+    from hw_models.opcount import weighted_spike_sums
+
+    profile = penalty_profile(profile)
+    weights = [w.float() for w in spike_energy_weights(model.spec, profile)]
+    fixed = neuron_update_energy(model.spec, profile)
+
+    def penalty(spikes, fan_outs, power: float = 1.0):
+        if not spikes:
+            return torch.full((1,), fixed)
+        return weighted_spike_sums(spikes, weights, power=power).sum(dim=0) / power + fixed
+
+    return penalty

@@ -6,6 +6,8 @@
   ``Omega_syn = (1/p) * sum_l sum_i psi[l,i] * sum_t s[l,i,t]**p`` with psi the exact fan-out. For binary spikes
   ``p * Omega_syn`` is the synaptic-operation count (hw_models.opcount computes both).
 - ``rate_l2``: an L2 penalty on firing rates, ``sum_l sum_i (mean_t s[l,i,t])**2``.
+- ``energy``: joules per sample on a device profile (hw_models.energy.energy_penalty), built from the same counting
+  code as the energy report; it needs the model and the profile, so it is made by :func:`build_penalty`.
 
 ``spikes`` are time-major ``[T, B, *shape]`` tensors, one per spike source, and ``fan_outs`` the matching exact
 fan-outs (``SpikingNet.fan_outs``). The trainer averages the result over the batch (normalized per sample) and
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -57,11 +60,26 @@ def rate_l2_penalty(
     return total
 
 
+def _built_per_model(
+    spikes: Sequence[torch.Tensor], fan_outs: Sequence[torch.Tensor], power: float = 1.0
+) -> torch.Tensor:
+    raise NeuromorphError("this penalty depends on the model and a device profile: make it with build_penalty()")
+
+
+def _energy_factory(model: Any, device_profile: str | None) -> PenaltyFn:
+    from hw_models.energy import energy_penalty
+
+    return energy_penalty(model, device_profile)
+
+
 @dataclass(frozen=True)
 class Penalty:
+    """A penalty; ``factory(model, device_profile) -> fn`` when it depends on the model (else ``fn`` is used)."""
+
     name: str
     fn: PenaltyFn
     summary: str
+    factory: Callable[[Any, str | None], PenaltyFn] | None = None
 
 
 PENALTIES: dict[str, Penalty] = {
@@ -71,6 +89,8 @@ PENALTIES: dict[str, Penalty] = {
         Penalty("spikes", spike_count_penalty, "spike count, psi = 1 (baseline)"),
         Penalty("synaptic", synaptic_penalty, "spiking synaptic penalty: (1/p) sum psi * s**p = SynOps/p"),
         Penalty("rate_l2", rate_l2_penalty, "L2 on firing rates, sum (mean_t s)**2"),
+        Penalty("energy", _built_per_model, "joules per sample on --device-profile (spike-driven energy + neuron "
+                "updates; lambda ~ 1e5 to 1e7 on Loihi)", factory=_energy_factory),
     )
 }
 
@@ -79,6 +99,14 @@ def get_penalty(name: str) -> Penalty:
     if name not in PENALTIES:
         raise NeuromorphError(f"unknown penalty {name!r}; supported: {', '.join(PENALTIES)}")
     return PENALTIES[name]
+
+
+def build_penalty(name: str, model: Any = None, device_profile: str | None = None) -> PenaltyFn:
+    """The penalty function for ``name``, built for ``model`` and ``device_profile`` when the penalty needs them."""
+    penalty = get_penalty(name)
+    if penalty.factory is None:
+        return penalty.fn
+    return penalty.factory(model, device_profile)
 
 
 LAMBDA_SCHEDULES = ("constant", "ramp")

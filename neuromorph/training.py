@@ -25,7 +25,7 @@ from neuromorph.encoders import encode
 from neuromorph.errors import NeuromorphError
 from neuromorph.io import write_json
 from neuromorph.models import SpikingNet, build_model, calibrate_firing
-from neuromorph.penalties import LAMBDA_SCHEDULES, get_penalty, lambda_at
+from neuromorph.penalties import LAMBDA_SCHEDULES, build_penalty, get_penalty, lambda_at
 from neuromorph.spec import ModelSpec
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -51,9 +51,12 @@ class TrainConfig:
     test_limit: int | None = None
     device: str = "cpu"
     init_rate: float = 0.05
+    device_profile: str | None = None  # hw_models.profiles name or profile file; the energy penalty prices on it
 
     def __post_init__(self) -> None:
         get_penalty(self.penalty)
+        if self.penalty == "energy":
+            _check_energy_profile(self.device_profile)
         if self.lam_schedule not in LAMBDA_SCHEDULES:
             raise NeuromorphError(
                 f"unknown lambda schedule {self.lam_schedule!r}; supported: {', '.join(LAMBDA_SCHEDULES)}"
@@ -77,6 +80,12 @@ class TrainConfig:
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _check_energy_profile(device_profile: str | None) -> None:
+    from hw_models.energy import penalty_profile
+
+    penalty_profile(device_profile)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -208,7 +217,7 @@ def train(
     if not resume and config.init_rate > 0:
         images, _ = next(iterate_batches(train_split, min(len(train_split), 256), device=device))
         calibrate_firing(model, encode(images, spec, _generator(config.seed, 0, stream=3)), config.init_rate)
-    penalty = get_penalty(config.penalty)
+    penalty_fn = build_penalty(config.penalty, model, config.device_profile)
 
     for epoch in range(start_epoch, config.epochs):
         lam = lambda_at(config.lam, config.lam_schedule, epoch, config.ramp_epochs)
@@ -224,7 +233,7 @@ def train(
         for images, labels in bar:
             result = model(encode(images, spec, noise))
             task = F.cross_entropy(result.logits, labels)
-            omega = penalty.fn(result.spikes, model.fan_outs, config.power).mean() if result.spikes else task * 0
+            omega = penalty_fn(result.spikes, model.fan_outs, config.power).mean() if result.spikes else task * 0
             loss = task + lam * omega if lam > 0 else task
             if not torch.isfinite(loss):
                 raise NeuromorphError(f"training diverged in epoch {epoch + 1}: loss is {loss.item()}")

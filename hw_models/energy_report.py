@@ -1,0 +1,195 @@
+"""The energy report in one call: count a model's activity on data, price it on device profiles, map it on cores.
+
+``energy_report(checkpoint_or_model, dataset="mnist", profiles=["loihi1"], samples=1000)`` returns an
+:class:`EnergyReport`; ``report.text()`` is the terminal table, ``report.to_dict()`` the JSON, ``report.write(dir)``
+writes ``energy.json`` and ``energy.png`` (energy per population by kind of event, SNN against ANN per device).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hw_models.activity import ActivityCounts, measure_activity, populations_table
+from hw_models.energy import ENERGY_KINDS, EnergyEstimate, estimate_energy
+from hw_models.mapping import CoreMapping, map_cores
+from hw_models.profiles import CORE_LIMITS, PROFILES, DeviceProfile, priceable_profiles, resolve_profile
+from neuromorph.errors import NeuromorphError
+
+JSON_NAME = "energy.json"
+PNG_NAME = "energy.png"
+
+
+@dataclass
+class EnergyReport:
+    """Counts, energy estimates per device profile, and core mappings of one model on one dataset."""
+
+    model_name: str
+    dataset: str
+    counts: ActivityCounts
+    estimates: list[EnergyEstimate]
+    mappings: dict[str, CoreMapping]
+    profiles: dict[str, DeviceProfile]
+    checkpoint: str | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def estimate(self, profile: str) -> EnergyEstimate:
+        for e in self.estimates:
+            if e.profile == profile:
+                return e
+        raise KeyError(profile)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": "neuromorph.energy", "format_version": 1,
+            "model": self.model_name, "checkpoint": self.checkpoint, "dataset": self.dataset,
+            "samples": self.counts.samples, "accuracy": self.counts.accuracy, "time_steps": self.counts.time_steps,
+            "units": {"energy": "J per sample (one inference)", "counts": "per sample"},
+            "activity": self.counts.to_dict(),
+            "estimates": [e.to_dict() for e in self.estimates],
+            "summary": [{"profile": e.profile, "dynamic_j": e.dynamic_j, "static_j": e.static_j, "total_j": e.total_j,
+                         "ann_j": e.ann.energy_j, "ann_profile": e.ann.profile, "snn_to_ann": e.snn_to_ann}
+                        for e in self.estimates],
+            "mappings": {name: m.to_dict() for name, m in self.mappings.items()},
+            "profiles": {name: p.to_dict() for name, p in self.profiles.items()},
+            "versions": self.versions,
+        }
+
+    def text(self) -> str:
+        from neuromorph.report import format_table
+
+        c = self.counts
+        parts = [f"{self.model_name} on {self.dataset}: {c.samples} samples, T={c.time_steps}, accuracy "
+                 f"{100 * c.accuracy:.2f}%   (all figures per sample = one inference)"]
+        parts.append(format_table(*populations_table(c), title="\nactivity"))
+        for e in self.estimates:
+            rows = [[p.name, p.synops_j, p.macs_j, p.neuron_updates_j, p.spikes_j, p.messages_j, p.total_j]
+                    for p in e.populations]
+            kinds = sorted({k["kind"] for k in e.constants.values()})
+            title = (f"\n{e.profile} ({'event-driven' if e.event_driven else 'clock-driven'}; constants "
+                     f"{', '.join(kinds)}), joules")
+            parts.append(format_table(["population", "SynOps", "MACs", "updates", "spikes", "messages", "total"],
+                                      rows, title=title))
+            step = (f", {e.chips} chip(s) x T x {e.time_per_step_s:.3g} s/step ({e.time_per_step_kind})"
+                    if e.time_per_step_s is not None and e.static_j > 0 else "")
+            parts.append(f"dynamic {e.dynamic_j:.4g} J + static {e.static_j:.4g} J{step} = {e.total_j:.4g} J; "
+                         f"ANN equivalent {e.ann.energy_j:.4g} J on {e.ann.profile} ({e.ann.macs:,} MACs); "
+                         f"SNN/ANN {e.snn_to_ann:.3g}")
+            for note in e.not_priced:
+                parts.append(f"  not priced: {note}")
+        summary = [[e.profile, e.dynamic_j, e.static_j, e.total_j, e.ann.energy_j, e.ann.profile, e.snn_to_ann]
+                   for e in self.estimates]
+        parts.append(format_table(["device", "dynamic J", "static J", "SNN J", "ANN J", "ANN on", "SNN/ANN"], summary,
+                                  title="\nSNN against the equivalent ANN"))
+        for name, m in self.mappings.items():
+            rows = [[layer.name, layer.neurons, layer.cores, layer.binding, layer.neurons_per_core,
+                     layer.input_axons_per_core, layer.synapse_bits_per_core / 8192, layer.output_axons_per_core]
+                    for layer in m.layers]
+            parts.append(format_table(["layer", "neurons", "cores", "binding limit", "neurons/core", "in axons",
+                                       "synapse KiB", "out axons"], rows,
+                                      title=f"\ncore mapping on {name}: {m.total_cores} cores, {m.chips} chip(s)"))
+        return "\n".join(parts)
+
+    def write(self, out_dir: str | os.PathLike) -> list[Path]:
+        """Write ``energy.json`` and ``energy.png`` into ``out_dir`` (atomically)."""
+        from neuromorph.io import atomic_write, write_json
+
+        out = Path(out_dir)
+        png = render_png(self)
+        return [write_json(out / JSON_NAME, self.to_dict()), atomic_write(out / PNG_NAME, lambda h: h.write(png))]
+
+
+def render_png(report: EnergyReport) -> bytes:
+    """Two panels: energy per population by kind (first profile), and SNN against ANN per device (log scale)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(11, 4.2), layout="constrained")
+    left, right = figure.subplots(1, 2)
+    first = report.estimates[0]
+    names = [p.name for p in first.populations]
+    bottom = [0.0] * len(names)
+    for kind in ENERGY_KINDS:
+        values = [getattr(p, f"{kind}_j") for p in first.populations]
+        if any(values):
+            left.bar(names, values, bottom=bottom, label=kind.replace("_", " "))
+            bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    left.set_ylabel("J per inference")
+    left.set_title(f"dynamic energy per population on {first.profile}")
+    left.legend(fontsize=8)
+    devices = [e.profile for e in report.estimates]
+    positions = range(len(devices))
+    width = 0.4
+    right.bar([x - width / 2 for x in positions], [e.total_j for e in report.estimates], width, label="SNN")
+    right.bar([x + width / 2 for x in positions], [e.ann.energy_j for e in report.estimates], width,
+              label="ANN equivalent")
+    for x, e in zip(positions, report.estimates, strict=True):
+        right.annotate(f"{e.snn_to_ann:.2g}x", (x, max(e.total_j, e.ann.energy_j)), ha="center", va="bottom",
+                       fontsize=8)
+    right.set_xticks(list(positions), devices, rotation=20, fontsize=8)
+    right.set_yscale("log")
+    right.set_ylabel("J per inference")
+    right.set_title("SNN (dynamic + static) against ANN, per device")
+    right.legend(fontsize=8)
+    figure.suptitle(f"{report.model_name} on {report.dataset}, {report.counts.samples} samples", fontsize=10)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    return buffer.getvalue()
+
+
+def resolve_profiles(profiles: Sequence[str | DeviceProfile] | None) -> list[DeviceProfile]:
+    """Profiles by name, file or object; all built-in priceable profiles when None. Templates are refused."""
+    chosen = [p if isinstance(p, DeviceProfile) else resolve_profile(p) for p in (profiles or priceable_profiles())]
+    names = [p.name for p in chosen]
+    if len(set(names)) != len(names):
+        raise NeuromorphError(f"device profiles must have distinct names, got {', '.join(names)}")
+    for p in chosen:
+        p.check_priceable()
+    return chosen
+
+
+def energy_report(
+    model,
+    dataset: str = "mnist",
+    profiles: Sequence[str | DeviceProfile] | None = None,
+    samples: int | None = None,
+    data_root: str | None = None,
+    batch_size: int = 256,
+    device: str = "cpu",
+    seed: int = 0,
+    split=None,
+    progress: bool = False,
+) -> EnergyReport:
+    """Count, price and map ``model`` (a SpikingNet, or a checkpoint path) on the test split of ``dataset``.
+
+    ``profiles``: built-in names, profile files or DeviceProfile objects (default: every built-in profile that has
+    its constants). ``split`` overrides the dataset (any :class:`neuromorph.data.Split`).
+    """
+    from neuromorph.checkpoint import load_checkpoint, tool_versions
+    from neuromorph.data import load_split
+    from neuromorph.training import resolve_device
+
+    chosen = resolve_profiles(profiles)
+    checkpoint = None
+    if isinstance(model, str | os.PathLike):
+        checkpoint = str(model)
+        model = load_checkpoint(model).build_model()
+    if split is None:
+        split = load_split(dataset, train=False, root=data_root, limit=samples)
+    if tuple(split.images.shape[1:]) != model.spec.input_shape:
+        raise NeuromorphError(f"data has shape {tuple(split.images.shape[1:])} but the model expects "
+                              f"{model.spec.input_shape}")
+    counts = measure_activity(model, split, samples, batch_size, resolve_device(device), seed, progress)
+    mappings = {name: map_cores(model.spec, limits) for name, limits in CORE_LIMITS.items()}
+    estimates = [estimate_energy(model.spec, counts, p, mappings.get(p.cores) if p.cores else None) for p in chosen]
+    used = {p.name: p for p in chosen}
+    for e in estimates:
+        used.setdefault(e.ann.profile, PROFILES[e.ann.profile])
+    return EnergyReport(model_name=model.spec.name, dataset=dataset, counts=counts, estimates=estimates,
+                        mappings=mappings, profiles=used, checkpoint=checkpoint, versions=tool_versions())
