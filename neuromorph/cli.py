@@ -20,7 +20,7 @@ EXIT_USAGE = 2
 
 # Modules that add a subcommand: each has `add_parser(subparsers)` which registers it and sets `handler`.
 # They must import nothing heavy at module level (no Lava, no lava-dl): handlers import what they need.
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = ["hw_models.energy_command"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -109,6 +109,8 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="ramp: lambda grows linearly to --lam over --ramp-epochs")
     pen.add_argument("--ramp-epochs", type=positive_int, default=1, help="epochs of the lambda ramp")
     pen.add_argument("--power", "-p", type=float, default=1.0, help="exponent p of the synaptic penalty")
+    pen.add_argument("--device-profile", metavar="NAME|FILE",
+                     help="device profile the energy penalty prices on (hw_models.profiles name or .toml/.json file)")
     opt = train.add_argument_group("optimization")
     opt.add_argument("--epochs", type=positive_int, default=5, help="number of epochs (total, also on resume)")
     opt.add_argument("--batch-size", type=positive_int, default=128, help="batch size")
@@ -170,7 +172,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         dataset=args.dataset, data_root=args.data_root, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, seed=args.seed, penalty=args.penalty, lam=args.lam, lam_schedule=args.lam_schedule,
         ramp_epochs=args.ramp_epochs, power=args.power, train_limit=args.train_limit, test_limit=args.test_limit,
-        device=args.device, init_rate=args.init_rate,
+        device=args.device, init_rate=args.init_rate, device_profile=args.device_profile,
     )
     log = sys.stderr if args.json else sys.stdout
 
