@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from neuromorph.data import Split
 from neuromorph.spec import Conv, Dense, Flatten, ModelSpec, Pool, cnn_spec, mlp_spec
+from tests.helpers import synthetic_split
 
 
 @pytest.fixture
@@ -26,16 +26,6 @@ def strided_cnn_spec() -> ModelSpec:
     layers = (Conv(3, 3, stride=1, padding=1), Pool(2), Conv(5, 5, stride=2, padding=1), Conv(4, 3, stride=2,
               padding=1), Flatten(), Dense(3))
     return ModelSpec(input_shape=(2, 17, 15), layers=layers, num_classes=3, time_steps=5)
-
-
-def synthetic_split(n: int, shape=(1, 8, 8), classes: int = 4, seed: int = 0) -> Split:
-    """A learnable synthetic task: each class lights up a different quadrant pattern plus noise."""
-    g = torch.Generator().manual_seed(seed)
-    labels = torch.arange(n) % classes
-    prototypes = (torch.rand((classes, *shape), generator=g) > 0.6).float()
-    noise = torch.rand((n, *shape), generator=g) * 0.3
-    images = ((prototypes[labels] * 0.8 + noise).clamp(0, 1) * 255).to(torch.uint8)
-    return Split(images, labels)
 
 
 @pytest.fixture

@@ -8,12 +8,12 @@ import nir
 import numpy as np
 import pytest
 import torch
-from conftest import firing_model
 
 from export.nir_export import to_nir, write_nir
 from export.nir_import import SUPPORTED_NODES, from_nir, load_nir, read_nir
 from neuromorph.errors import NeuromorphError
 from neuromorph.spec import NeuronSpec, cnn_spec
+from tests.export.conftest import firing_model
 
 
 def assert_same_run(original, imported, x):

@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 import pytest
-from test_data import write_cifar_batches
 
 from neuromorph.data import shared_data_root
+from tests.helpers import write_cifar_batches
 
 needs_shared = pytest.mark.skipif(shared_data_root() is None, reason="../shared/datasets is not present")
 TINY = ["--train-limit", "256", "--test-limit", "128", "--time-steps", "4", "--batch-size", "64", "--quiet"]

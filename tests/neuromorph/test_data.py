@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
-
-import numpy as np
 import pytest
 import torch
 
@@ -17,6 +14,7 @@ from neuromorph.data import (
     shared_data_root,
 )
 from neuromorph.errors import NeuromorphError
+from tests.helpers import write_cifar_batches
 
 needs_shared = pytest.mark.skipif(shared_data_root() is None, reason="../shared/datasets is not present")
 
@@ -49,23 +47,6 @@ def test_environment_variable_sets_root(tmp_path, monkeypatch):
 def test_existing_root_without_the_dataset(tmp_path):
     with pytest.raises(NeuromorphError, match="MNIST not found"):
         load_split("mnist", train=False, root=tmp_path, download=False)
-
-
-def write_cifar_batches(folder, per_batch=4, seed=0):
-    """Synthetic CIFAR-10 in its real format: pickled dicts with uint8 `data` [N, 3072] (CHW rows) and labels."""
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(seed)
-    written = {}
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        data = rng.integers(0, 256, size=(per_batch, 3072), dtype=np.uint8)
-        labels = rng.integers(0, 10, size=per_batch).tolist()
-        with open(folder / name, "wb") as handle:
-            pickle.dump({b"batch_label": name.encode(), b"labels": labels, b"data": data,
-                         b"filenames": [b"x.png"] * per_batch}, handle)
-        written[name] = (data, labels)
-    with open(folder / "batches.meta", "wb") as handle:
-        pickle.dump({b"label_names": [b"airplane"] * 10, b"num_cases_per_batch": per_batch}, handle)
-    return written
 
 
 def test_cifar10_from_user_path(tmp_path):

@@ -6,12 +6,12 @@ import json
 
 import pytest
 import torch
-from conftest import synthetic_split
 
 from neuromorph.checkpoint import load_checkpoint, save_checkpoint
 from neuromorph.errors import NeuromorphError
 from neuromorph.io import atomic_write
 from neuromorph.training import TrainConfig, train
+from tests.helpers import synthetic_split
 
 TIMING_KEYS = ("train_seconds", "train_samples_per_second")
 
