@@ -20,7 +20,7 @@ EXIT_USAGE = 2
 
 # Modules that add a subcommand: each has `add_parser(subparsers)` which registers it and sets `handler`.
 # They must import nothing heavy at module level (no Lava, no lava-dl): handlers import what they need.
-COMMAND_MODULES: list[str] = ["hw_models.energy_command"]
+COMMAND_MODULES: list[str] = ["hw_models.energy_command", "export.cli"]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,130 @@
+"""Write a quantized network as lava-dl netx HDF5 (read by ``lava.lib.dl.netx.hdf5.Network``, lava-dl 0.6.0).
+
+Layout (DESIGN.md section 5): ``layer/<i>/{type, shape, weight, bias?}`` with ``neuron/{type 'CUBA', iDecay,
+vDecay, vThMant}``; conv layers add ``stride, padding, dilation, groups``. Shapes are written ``[C, H, W]`` (netx
+reverses them to Lava's ``(x, y, z)``), conv weights ``[C_out, C_in, kH, kW]`` as torch holds them, a ``flatten``
+layer before a dense layer that follows a 3-D one (netx then flattens in torch's C order). Weights are integers.
+
+Choices (see :mod:`export.quantize`): pooling is folded into the next layer's weights (netx has no pool layer);
+with direct input the first synaptic layer runs on the host and the file starts with an ``input`` layer whose CUBA
+neurons take that current (drive ``net.layers[0].neuron.a_in``; netx leaves ``net.inp`` unconnected then); the
+non-spiking readout is the last dense layer with the largest threshold, its class scores being the neurons' voltage
+``v`` (read it with a monitor), in mantissa units: Norse volts times ``scale * 64``.
+
+A ``neuromorph`` group records dt, units, scales, the input convention, versions and the model description.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from export.nir_export import tool_versions
+from export.quantize import QuantizedLayer, QuantizedNet
+
+NETX_FORMAT = "neuromorph.netx"
+
+
+def _neuron(group: h5py.Group, layer: QuantizedLayer) -> None:
+    neuron = group.create_group("neuron")
+    neuron.create_dataset("type", data=np.bytes_("CUBA"))
+    neuron.create_dataset("iDecay", data=np.int64(layer.i_decay))
+    neuron.create_dataset("vDecay", data=np.int64(layer.v_decay))
+    neuron.create_dataset("vThMant", data=np.int64(layer.v_th_mant))
+    neuron.create_dataset("refDelay", data=np.int64(1))  # written by slayer, not read by netx
+    neuron.create_dataset("gradedSpike", data=np.bool_(False))
+
+
+def _write_layers(root: h5py.Group, qnet: QuantizedNet) -> None:
+    layers = root.create_group("layer")
+    index = 0
+
+    def new(kind: str) -> h5py.Group:
+        nonlocal index
+        group = layers.create_group(str(index))
+        group.create_dataset("type", data=np.bytes_(kind))
+        index += 1
+        return group
+
+    first = qnet.layers[0]
+    if first.kind == "conv":  # netx infers a first conv layer's input shape from a neuron-less input layer
+        new("input").create_dataset("shape", data=np.array(first.in_shape, dtype=np.int64))
+    for layer in qnet.layers:
+        if layer.flatten_before:
+            new("flatten")
+        group = new(layer.kind)
+        group.create_dataset("shape", data=np.array(layer.out_shape, dtype=np.int64))
+        if layer.kind == "dense":
+            group.create_dataset("weight", data=layer.weight.astype(np.int64).reshape(layer.out_shape[0], -1))
+        elif layer.kind == "conv":
+            group.create_dataset("weight", data=layer.weight.astype(np.int64))
+            group.create_dataset("stride", data=np.array([layer.stride, layer.stride], dtype=np.int64))
+            group.create_dataset("padding", data=np.array([layer.padding, layer.padding], dtype=np.int64))
+            group.create_dataset("dilation", data=np.array([1, 1], dtype=np.int64))
+            group.create_dataset("groups", data=np.int64(1))
+        if layer.bias_mant is not None:
+            group.create_dataset("bias", data=layer.bias_mant.astype(np.int64))
+        _neuron(group, layer)
+
+
+def netx_metadata(qnet: QuantizedNet) -> dict[str, Any]:
+    spec = qnet.spec
+    return {
+        "format": NETX_FORMAT,
+        "dt_s": spec.dt_s,
+        "time_unit": "s",
+        "time_steps": spec.time_steps,
+        "input": qnet.input_kind,
+        "input_note": ("binary spikes into net.inp" if qnet.input_kind == "spikes" else
+                       "host-computed integer current into net.layers[0].neuron.a_in (first synaptic layer "
+                       "runs on the host: direct encoding)"),
+        "readout": "voltage v of the last layer's neurons (never spike: largest vThMant), units of 1/(scale*64) volt",
+        "scales": json.dumps([layer.scale for layer in qnet.layers]),
+        "layers": json.dumps([{k: v for k, v in row.items()} for row in qnet.layer_table()]),
+        "constants": json.dumps(qnet.constants.__dict__),
+        "neuromorph_spec": json.dumps(spec.to_dict()),
+        "tool_versions": json.dumps({**tool_versions(), **_lava_versions()}),
+    }
+
+
+def _lava_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for package in ("lava-nc", "lava-dl"):
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            out[package] = "unknown"
+    return out
+
+
+def netx_bytes(qnet: QuantizedNet) -> bytes:
+    """The netx HDF5 file of ``qnet``, as bytes."""
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as handle:
+        _write_layers(handle, qnet)
+        meta = handle.create_group("neuromorph")
+        for key, value in netx_metadata(qnet).items():
+            meta.attrs[key] = value
+    return buffer.getvalue()
+
+
+def write_netx(qnet: QuantizedNet, path: str | os.PathLike) -> Path:
+    """Write ``qnet`` to ``path`` atomically."""
+    from neuromorph.io import atomic_write
+
+    data = netx_bytes(qnet)
+    return atomic_write(path, lambda handle: handle.write(data))
+
+
+def read_netx_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    with h5py.File(path, "r") as handle:
+        return {key: (value.decode() if isinstance(value, bytes) else value)
+                for key, value in handle["neuromorph"].attrs.items()}
