@@ -16,6 +16,7 @@ $(STAMP): $(REQUIREMENTS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -r requirements/base.txt -r requirements/test.txt
 	$(BIN)/python -m pip install --quiet --no-deps --ignore-requires-python -r requirements/lava.txt
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements/test-nodeps.txt
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
