@@ -7,7 +7,9 @@ time axis, ``steps`` long; :meth:`export.loihi_reference.ReferenceRun.aligned` m
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 
 import numpy as np
 
@@ -32,7 +34,15 @@ def _from_lava(series: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 def run_netx(path: str | os.PathLike, qnet: QuantizedNet, sample: np.ndarray,
              steps: int | None = None) -> ReferenceRun:
     """Run the netx file at ``path`` on one sample ``[T, ...]`` (spikes of the input shape, or integer host
-    currents of the first layer's shape, as :func:`export.loihi_reference.run_reference` takes them)."""
+    currents of the first layer's shape, as :func:`export.loihi_reference.run_reference` takes them).
+
+    What Lava and lava-dl print (lava-dl warns about an optional dataset toolbox on import) goes to stderr, so that
+    stdout stays machine-readable."""
+    with contextlib.redirect_stdout(sys.stderr):
+        return _run_netx(path, qnet, sample, steps)
+
+
+def _run_netx(path, qnet: QuantizedNet, sample: np.ndarray, steps: int | None) -> ReferenceRun:
     from neuromorph.lava_compat import import_lava
 
     netx = import_lava("lava.lib.dl.netx")
