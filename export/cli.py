@@ -76,9 +76,9 @@ def run_export(args: argparse.Namespace) -> int:
     from export.quantize import quantize
     from neuromorph.io import atomic_write, write_json
 
-    qnet = quantize(model)
-    data = netx_bytes(qnet)  # everything that can fail runs before anything is written
     x = _samples(ckpt, args, args.samples) if args.samples else None
+    qnet = quantize(model, calibration=x)  # the samples also calibrate the readout's scale
+    data = netx_bytes(qnet)  # everything that can fail runs before anything is written
     report = quantization_report(model, qnet, x)
     path = atomic_write(args.out, lambda handle: handle.write(data))
     print(report.format(), file=log)

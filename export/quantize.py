@@ -11,7 +11,9 @@ units per Norse volt) chosen so that the largest weight uses the 8-bit range:
 Pooling between spikes and the next synaptic layer is folded into that layer's weights: into a Dense layer exactly,
 whatever sits between (the dense map of ``pool -> flatten -> linear`` is computed column by column); into a Conv
 layer as a conv with a ``k``-times larger kernel and stride when the pooled map divides evenly. The readout becomes a
-CUBA layer with the largest threshold (it never spikes unless its voltage saturates; the report counts that).
+CUBA layer with the largest threshold and a scale low enough that its voltage stays inside the 24-bit state, so
+that it never spikes: for any input (``|v| <= max_i sum_j |W_ij| / b`` volts), or, given calibration inputs, for
+twice the largest readout voltage seen on them (the report counts readout neurons that reach the threshold).
 
 With direct (analog) input the first synaptic layer is a multiply-accumulate layer: it is computed on the host and its
 current ``round(s*a*(W x))`` (signed 16-bit) drives the first neuron layer (netx ``input`` layer); with spike input
@@ -158,10 +160,22 @@ def _check_model(spec: ModelSpec, model) -> None:
                               "layer with bias=False")
 
 
-def quantize(model, fp: LoihiFixedPoint = LOIHI_FIXED_POINT) -> QuantizedNet:
-    """Quantize a :class:`~neuromorph.models.SpikingNet` to Loihi fixed point (see the module docstring)."""
+READOUT_HEADROOM = 2.0  # calibrated readout: the state range holds twice the largest voltage seen
+
+
+def quantize(model, calibration: torch.Tensor | None = None, fp: LoihiFixedPoint = LOIHI_FIXED_POINT) -> QuantizedNet:
+    """Quantize a :class:`~neuromorph.models.SpikingNet` to Loihi fixed point (see the module docstring).
+
+    ``calibration`` (encoded inputs ``[T, B, ...]``) sets the readout's scale from the largest readout voltage the
+    float model reaches on them, with :data:`READOUT_HEADROOM`; without it the scale follows the worst case over all
+    inputs, which is safe but can leave the readout weights only a few levels.
+    """
     spec: ModelSpec = model.spec
     _check_model(spec, model)
+    readout_volts = None
+    if calibration is not None:
+        with torch.no_grad():
+            readout_volts = float(model(calibration).voltages.abs().max()) or None
     shapes = [spec.input_shape, *spec.layer_shapes()]
     synaptic = [i for i, layer in enumerate(spec.layers) if isinstance(layer, Dense | Conv)]
     direct = spec.encoder.kind == "direct"
@@ -191,8 +205,15 @@ def quantize(model, fp: LoihiFixedPoint = LOIHI_FIXED_POINT) -> QuantizedNet:
             scale = min(scale, (2 ** (fp.synaptic_input_bits - 1) - 1) / (rows * gain))
         i_decay = _decay("iDecay", b, fp.current_decay_offset, fp.decay_unit, "the current decay b", fp)
         v_decay = _decay("vDecay", a, 0, fp.decay_unit - 1, "the voltage decay a", fp)
-        if readout:
+        if readout:  # never spikes; its voltage must stay inside the 24-bit state for any input
             v_th_mant = threshold_max
+            if readout_volts is None:
+                inputs_max = max(abs(spec.encoder.gain), 1.0) if number == 0 and direct else 1.0
+                volts_max = np.abs(weight).reshape(weight.shape[0], -1).sum(axis=1).max() * inputs_max / b
+            else:
+                volts_max = READOUT_HEADROOM * readout_volts
+            state_max = 2 ** (fp.state_bits - 1) - 1
+            scale = min(scale, state_max / (volts_max * 2**fp.threshold_shift))
         else:
             span = spec.neuron.v_th - spec.neuron.v_reset
             scale = min(scale, threshold_max / span)

@@ -154,3 +154,16 @@ def test_sum_pooling_and_lifbox_quantize(tmp_path):
     assert qnet.layers[0].i_decay == FP.decay_unit and "pool" in qnet.layers[1].folded
     report = compare(model, qnet, x)
     assert report.mismatch_fraction < 0.05
+
+
+def test_readout_scale_keeps_the_voltage_in_the_state_range(tiny_mlp_spec):
+    model, x = firing_model(tiny_mlp_spec, samples=8)
+    safe, calibrated = quantize(model), quantize(model, calibration=x)
+    weight = model.blocks[-1].synapse.weight.detach().double().abs().sum(dim=1).max().item()
+    b = tiny_mlp_spec.dt_s * tiny_mlp_spec.readout.tau_syn_inv
+    limit = 2 ** (FP.state_bits - 1) - 1
+    assert safe.layers[-1].scale * 2**FP.threshold_shift * weight / b <= limit * (1 + 1e-9)
+    assert calibrated.layers[-1].scale >= safe.layers[-1].scale
+    for qnet in (safe, calibrated):
+        report = compare(model, qnet, x)
+        assert report.readout_saturated == 0 and report.class_agreement >= 0.75
