@@ -11,6 +11,7 @@ import importlib
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from neuromorph.errors import NeuromorphError
@@ -134,6 +135,7 @@ def _build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--batch-size", type=positive_int, default=256)
     evaluate.add_argument("--device", default="cpu")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    evaluate.add_argument("--raster", metavar="PNG", help="also plot the spike raster of the first test sample")
     evaluate.set_defaults(handler=_cmd_evaluate)
 
     info = sub.add_parser("info", help="show a checkpoint's model description and training history")
@@ -163,6 +165,7 @@ def _spec_from_args(args: argparse.Namespace, input_shape: tuple[int, ...], num_
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from neuromorph.data import dataset_info
+    from neuromorph.plots import plot_training_curves
     from neuromorph.report import EPOCH_HEADERS, epoch_row, format_number, format_table
     from neuromorph.training import TrainConfig, train
 
@@ -184,7 +187,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(format_table(EPOCH_HEADERS, [epoch_row(r) for r in result.history],
                        title=f"\n{result.model.spec.name} on {config.dataset}, penalty {config.penalty}"),
           file=log)
-    print(f"checkpoint: {args.out}/checkpoint.pt   metrics: {args.out}/metrics.json", file=log)
+    plot_training_curves(result.history, Path(args.out) / "training.png",
+                         title=f"{result.model.spec.name} on {config.dataset}, penalty {config.penalty}")
+    print(f"checkpoint: {args.out}/checkpoint.pt   metrics: {args.out}/metrics.json   curves: {args.out}/training.png",
+          file=log)
     if args.json:
         print(json.dumps(result.final, indent=2))
     return 0
@@ -202,6 +208,19 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     split = load_split(dataset, train=False, root=args.data_root, limit=args.limit)
     result = evaluate(model, split, args.batch_size, resolve_device(args.device),
                       seed=int(ckpt.train_config.get("seed", 0)), progress=True)
+    if args.raster:
+        import torch
+
+        from neuromorph.data import iterate_batches
+        from neuromorph.encoders import encode
+        from neuromorph.plots import plot_spike_raster
+
+        images, labels = next(iterate_batches(split, 1))
+        with torch.no_grad():
+            out = model.cpu()(encode(images, ckpt.spec, torch.Generator().manual_seed(0)))
+        plot_spike_raster(out.spikes, [s.name for s in model.sources], args.raster,
+                          title=f"{ckpt.spec.name}, test sample 0 (label {int(labels[0])}, "
+                                f"predicted {int(out.logits.argmax())})")
     if args.json:
         print(json.dumps({"dataset": dataset, **result.to_dict()}, indent=2))
         return 0

@@ -40,9 +40,11 @@ def test_train_evaluate_info_on_mnist(tmp_path):
     resumed = run_cli("train", "--epochs", "2", *TINY, "--out", str(out), "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads((out / "metrics.json").read_text())["epochs_done"] == 2
-    evaluated = run_cli("evaluate", str(out), "--limit", "64", "--json")
+    evaluated = run_cli("evaluate", str(out), "--limit", "64", "--json", "--raster", str(out / "raster.png"))
     assert evaluated.returncode == 0, evaluated.stderr
     assert json.loads(evaluated.stdout)["samples"] == 64
+    for plot in ("raster.png", "training.png"):
+        assert (out / plot).read_bytes()[:4] == b"\x89PNG"
     info = run_cli("info", str(out / "checkpoint.pt"))
     assert info.returncode == 0 and "Dense(out_features=32" in info.stdout and "history" in info.stdout
 
