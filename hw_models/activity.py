@@ -185,8 +185,9 @@ def measure_activity(
 
     def encoded() -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
         batches = iterate_batches(split, batch_size, device=device)
-        total = math.ceil(len(split) / batch_size)
-        for images, labels in tqdm(batches, total=total, desc="count", disable=not progress, leave=False):
+        if progress:  # tqdm is only touched when shown: it fixes the multiprocessing start method when created
+            batches = tqdm(batches, total=math.ceil(len(split) / batch_size), desc="count", leave=False)
+        for images, labels in batches:
             yield encode(images, spec, generator), labels
 
     return count_activity(model, encoded())
