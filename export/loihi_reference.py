@@ -100,10 +100,7 @@ def run_reference(qnet: QuantizedNet, inputs: np.ndarray, steps: int | None = No
             else:
                 a_in = buffers[k]
                 buffers[k] = synaptic_input(layer, source, fp)
-            bias = 0 if layer.bias_mant is None else layer.bias_mant.reshape(
-                (-1,) + (1,) * (len(layer.out_shape) - 1))
-            spikes, states[k] = cuba_lif_step(states[k], a_in, layer.i_decay, layer.v_decay, layer.v_th_mant,
-                                              bias, fp)
+            spikes, states[k] = cuba_lif_step(states[k], a_in, layer.i_decay, layer.v_decay, layer.v_th_mant, 0, fp)
             recorded[k][t] = spikes
             source = spikes
         readout_v[t] = states[-1].v

@@ -1,6 +1,6 @@
 """Write a quantized network as lava-dl netx HDF5 (read by ``lava.lib.dl.netx.hdf5.Network``, lava-dl 0.6.0).
 
-Layout (DESIGN.md section 5): ``layer/<i>/{type, shape, weight, bias?}`` with ``neuron/{type 'CUBA', iDecay,
+Layout (DESIGN.md section 5): ``layer/<i>/{type, shape, weight}`` with ``neuron/{type 'CUBA', iDecay,
 vDecay, vThMant}``; conv layers add ``stride, padding, dilation, groups``. Shapes are written ``[C, H, W]`` (netx
 reverses them to Lava's ``(x, y, z)``), conv weights ``[C_out, C_in, kH, kW]`` as torch holds them, a ``flatten``
 layer before a dense layer that follows a 3-D one (netx then flattens in torch's C order). Weights are integers.
@@ -68,8 +68,6 @@ def _write_layers(root: h5py.Group, qnet: QuantizedNet) -> None:
             group.create_dataset("padding", data=np.array([layer.padding, layer.padding], dtype=np.int64))
             group.create_dataset("dilation", data=np.array([1, 1], dtype=np.int64))
             group.create_dataset("groups", data=np.int64(1))
-        if layer.bias_mant is not None:
-            group.create_dataset("bias", data=layer.bias_mant.astype(np.int64))
         _neuron(group, layer)
 
 

@@ -2,7 +2,8 @@
 
 For each synaptic layer with Norse decays ``a = dt*tau_mem_inv`` and ``b = dt*tau_syn_inv`` (``b = 1`` for
 ``LIFBoxCell``), Lava's LIF reproduces Norse's when its weights are ``a*W``, ``du = b``, ``dv = a``,
-``vth = v_th - v_reset`` and ``bias = a*(v_leak - v_reset)``. In fixed point, with a per-layer scale ``s`` (mantissa
+``vth = v_th - v_reset`` and ``bias = a*(v_leak - v_reset)`` (zero: netx cannot set the initial voltage, so
+``v_leak == v_reset`` is required). In fixed point, with a per-layer scale ``s`` (mantissa
 units per Norse volt) chosen so that the largest weight uses the 8-bit range:
 
 ``weight = round(s*a*W)`` on the even grid in ``[-256, 254]``, ``iDecay = round(4096*b)``, ``vDecay = round(4096*a)``,
@@ -54,7 +55,6 @@ class QuantizedLayer:
     i_decay: int
     v_decay: int
     v_th_mant: int
-    bias_mant: np.ndarray | None = None
     stride: int = 1
     padding: int = 0
     flatten_before: bool = False
@@ -152,12 +152,11 @@ def _check_model(spec: ModelSpec, model) -> None:
         for name, tensor in block.synapse.named_parameters():
             if not torch.isfinite(tensor).all():
                 raise NeuromorphError(f"synaptic layer {number} {name} contains NaN or infinite values")
-        if block.synapse.bias is not None and n.cell == "lif" and number < len(model.blocks) - 1:
-            raise NeuromorphError("a Linear/Conv bias enters Norse's synaptic current but Lava's voltage: it is exact "
-                                  "only for lifbox cells (b = 1); retrain with bias=False")
-    if model.blocks[-1].synapse.bias is not None:
-        raise NeuromorphError("a readout bias has no exact netx form (it enters the readout current); retrain the last "
-                              "layer with bias=False")
+        on_host = number == 0 and spec.encoder.kind == "direct"
+        if block.synapse.bias is not None and not on_host:
+            raise NeuromorphError(f"synaptic layer {number} has a bias, which has no exact netx form: it enters "
+                                  "Norse's synaptic current but Lava's voltage, from Lava's first step on, while the "
+                                  "layer's input arrives one step later per layer; retrain with bias=False")
 
 
 READOUT_HEADROOM = 2.0  # calibrated readout: the state range holds twice the largest voltage seen
@@ -222,17 +221,9 @@ def quantize(model, calibration: torch.Tensor | None = None, fp: LoihiFixedPoint
             v_th_mant = int(round(scale * span))
             if not 1 <= v_th_mant <= threshold_max:
                 raise NeuromorphError(f"threshold mantissa {v_th_mant} is outside [1, {threshold_max}]")
-        bias_mant = host_bias = None
-        if block.synapse.bias is not None:
-            bias = a * block.synapse.bias.detach().double().numpy() * scale
-            if first_on_host:
-                host_bias = bias
-            else:
-                bias_mant = np.round(bias).astype(np.int64)
-                limit = 2 ** (fp.bias_mant_bits - 1)
-                if np.abs(bias_mant).max() >= limit:
-                    raise NeuromorphError(f"synaptic layer {number}: bias mantissa out of the signed "
-                                          f"{fp.bias_mant_bits}-bit range")
+        host_bias = None
+        if block.synapse.bias is not None:  # only the host layer may have one (checked above): part of its input
+            host_bias = a * block.synapse.bias.detach().double().numpy() * scale
         if first_on_host:
             quantized = scale * scaled
             err_rms = err_max = 0.0
@@ -246,7 +237,7 @@ def quantize(model, calibration: torch.Tensor | None = None, fp: LoihiFixedPoint
             kind="input" if first_on_host else ("conv" if isinstance(layer, Conv) else "dense"),
             name=f"{'readout' if readout else 'layer'}{index}", in_shape=tuple(in_shape),
             out_shape=tuple(shapes[index + 1]), weight=quantized, scale=float(scale), i_decay=i_decay,
-            v_decay=v_decay, v_th_mant=v_th_mant, bias_mant=bias_mant, stride=stride, padding=padding,
+            v_decay=v_decay, v_th_mant=v_th_mant, stride=stride, padding=padding,
             flatten_before=flatten_before, readout=readout, folded=folded, weight_error_rms=err_rms,
             weight_error_max=err_max, weight_float_max=peak, host_bias=host_bias,
         ))

@@ -121,7 +121,7 @@ def test_netx_file_layout(tiny_cnn_spec, tmp_path):
 
 @pytest.mark.parametrize("change, fragment", [
     (dict(neuron=NeuronSpec(v_leak=0.2)), "v_leak == v_reset"),
-    (dict(layers=(Flatten(), Dense(8, bias=True), Dense(4))), "bias"),
+    (dict(layers=(Flatten(), Dense(8), Dense(4, bias=True))), "has a bias"),
     (dict(dt_s=0.01), "iDecay = 8192, outside"),
     (dict(neuron=NeuronSpec(tau_mem_inv=1000.0)), "vDecay = 4096, outside"),
     (dict(input_shape=(1, 9, 9), layers=(Conv(3, 3, padding=1), Pool(2), Conv(4, 3), Flatten(), Dense(4))), "crops"),
@@ -167,3 +167,17 @@ def test_readout_scale_keeps_the_voltage_in_the_state_range(tiny_mlp_spec):
     for qnet in (safe, calibrated):
         report = compare(model, qnet, x)
         assert report.readout_saturated == 0 and report.class_agreement >= 0.75
+
+
+def test_a_bias_is_carried_only_on_the_host_layer():
+    """The first layer of a direct-input network runs on the host, so its bias is part of the exact input current;
+    an on-chip bias is refused (see test_out_of_range_or_unsupported_models_are_refused)."""
+    spec = ModelSpec(input_shape=(1, 6, 6), layers=(Flatten(), Dense(16, bias=True), Dense(4)), num_classes=4,
+                     time_steps=8)
+    model, x = firing_model(spec, samples=8)
+    with torch.no_grad():
+        model.blocks[0].synapse.bias.add_(0.05)
+    qnet = quantize(model)
+    assert qnet.layers[0].host_bias is not None
+    report = compare(model, qnet, x)
+    assert report.float_spikes[0] > 0 and report.mismatch_fraction < 0.03
