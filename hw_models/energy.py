@@ -55,12 +55,18 @@ class PopulationEnergy:
 
 @dataclass(frozen=True)
 class AnnEquivalent:
-    """The same architecture as a non-spiking ANN: MACs and activations per inference, and its energy."""
+    """The same architecture as a non-spiking ANN: MACs and activations per inference, and its energy.
+
+    ``macs``/``energy_j``: dense, every synapse once. ``macs_zero_skipping``/``energy_zero_skipping_j``: the same ANN
+    skipping the zero pixels of its input, as the SNN's direct-encoded first layer does (equal without analog input).
+    """
 
     macs: int
     activations: int
     profile: str
     energy_j: float
+    macs_zero_skipping: float = 0.0
+    energy_zero_skipping_j: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -93,6 +99,10 @@ class EnergyEstimate:
     def snn_to_ann(self) -> float:
         return self.total_j / self.ann.energy_j if self.ann.energy_j > 0 else float("inf")
 
+    @property
+    def snn_to_ann_zero_skipping(self) -> float:
+        return self.total_j / self.ann.energy_zero_skipping_j if self.ann.energy_zero_skipping_j > 0 else float("inf")
+
     def by_kind(self) -> dict[str, float]:
         return {kind: sum(getattr(p, f"{kind}_j") for p in self.populations) for kind in ENERGY_KINDS}
 
@@ -101,19 +111,29 @@ class EnergyEstimate:
                 "static_j": self.static_j, "total_j": self.total_j, "by_kind_j": self.by_kind(),
                 "time_per_step_s": self.time_per_step_s, "time_per_step_kind": self.time_per_step_kind,
                 "chips": self.chips, "ann": self.ann.to_dict(), "snn_to_ann": self.snn_to_ann,
+                "snn_to_ann_zero_skipping": self.snn_to_ann_zero_skipping,
                 "populations": [p.to_dict() for p in self.populations], "not_priced": self.not_priced,
                 "constants": self.constants}
 
 
-def ann_equivalent(spec: ModelSpec, counts: ActivityCounts, profile: DeviceProfile) -> AnnEquivalent:
-    """MACs and activations of the equivalent ANN (from the counted connections), priced on ``profile``."""
+def ann_equivalent(
+    spec: ModelSpec, counts: ActivityCounts, profile: DeviceProfile, zero_skipping: bool = True
+) -> AnnEquivalent:
+    """MACs and activations of the equivalent ANN (from the counted connections), priced on ``profile``.
+
+    ``zero_skipping`` False: the zero-skipping figures equal the dense ones (a clock-driven device, on which the SNN
+    does not skip zeros either).
+    """
     macs = sum(p.dense_connections for p in counts.populations)
     activations = sum(p.neurons for p in counts.populations if p.role == "hidden")
     e_mac = profile.cost("energy_per_mac_j") if profile.energy_per_mac_j else profile.cost("energy_per_synop_j")
     e_act = (profile.cost("energy_per_activation_j") if profile.energy_per_activation_j
              else profile.cost("energy_per_neuron_update_j"))
+    skipping = macs + sum(p.macs - p.dense_connections for p in counts.populations
+                          if p.role == "input-analog" and zero_skipping)
     return AnnEquivalent(macs=macs, activations=activations, profile=profile.name,
-                         energy_j=macs * e_mac + activations * e_act)
+                         energy_j=macs * e_mac + activations * e_act, macs_zero_skipping=skipping,
+                         energy_zero_skipping_j=skipping * e_mac + activations * e_act)
 
 
 def messages_per_sample(counts: ActivityCounts, mapping: CoreMapping) -> dict[str, float]:
@@ -161,9 +181,10 @@ def estimate_energy(
 
     reference = PROFILES[profile.ann_reference] if profile.ann_reference else profile
     constants = {name: c.to_dict() for name, c in profile.constants().items()}
+    ann = ann_equivalent(spec, counts, reference, zero_skipping=profile.event_driven)
     return EnergyEstimate(profile=profile.name, event_driven=profile.event_driven, populations=populations,
                           static_j=static_j, time_per_step_s=step_s, time_per_step_kind=step_kind, chips=chips,
-                          ann=ann_equivalent(spec, counts, reference), not_priced=not_priced, constants=constants)
+                          ann=ann, not_priced=not_priced, constants=constants)
 
 
 def _population_energy(p: PopulationActivity, profile: DeviceProfile, steps: int, messages: float) -> PopulationEnergy:

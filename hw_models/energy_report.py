@@ -52,7 +52,8 @@ class EnergyReport:
             "activity": self.counts.to_dict(),
             "estimates": [e.to_dict() for e in self.estimates],
             "summary": [{"profile": e.profile, "dynamic_j": e.dynamic_j, "static_j": e.static_j, "total_j": e.total_j,
-                         "ann_j": e.ann.energy_j, "ann_profile": e.ann.profile, "snn_to_ann": e.snn_to_ann}
+                         "ann_j": e.ann.energy_j, "ann_profile": e.ann.profile, "snn_to_ann": e.snn_to_ann,
+                         "snn_to_ann_zero_skipping": e.snn_to_ann_zero_skipping}
                         for e in self.estimates],
             "mappings": {name: m.to_dict() for name, m in self.mappings.items()},
             "profiles": {name: p.to_dict() for name, p in self.profiles.items()},
@@ -81,10 +82,12 @@ class EnergyReport:
                          f"SNN/ANN {e.snn_to_ann:.3g}")
             for note in e.not_priced:
                 parts.append(f"  not priced: {note}")
-        summary = [[e.profile, e.dynamic_j, e.static_j, e.total_j, e.ann.energy_j, e.ann.profile, e.snn_to_ann]
-                   for e in self.estimates]
-        parts.append(format_table(["device", "dynamic J", "static J", "SNN J", "ANN J", "ANN on", "SNN/ANN"], summary,
-                                  title="\nSNN against the equivalent ANN"))
+        summary = [[e.profile, e.dynamic_j, e.static_j, e.total_j, e.ann.energy_j, e.ann.profile, e.snn_to_ann,
+                    e.snn_to_ann_zero_skipping] for e in self.estimates]
+        parts.append(format_table(["device", "dynamic J", "static J", "SNN J", "ANN J", "ANN on", "SNN/ANN",
+                                   "SNN/ANN(0-skip)"], summary,
+                                  title="\nSNN against the equivalent ANN (0-skip: the ANN skips zero input pixels "
+                                        "too)"))
         for name, m in self.mappings.items():
             rows = [[layer.name, layer.neurons, layer.cores, layer.binding, layer.neurons_per_core,
                      layer.input_axons_per_core, layer.synapse_bits_per_core / 8192, layer.output_axons_per_core]
@@ -120,8 +123,10 @@ def render_png(report: EnergyReport) -> bytes:
         if any(values):
             left.bar(names, values, bottom=bottom, label=kind.replace("_", " "))
             bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    if first.static_j > 0:
+        left.bar(["static (chip)"], [first.static_j], color="grey", label="static")
     left.set_ylabel("J per inference")
-    left.set_title(f"dynamic energy per population on {first.profile}")
+    left.set_title(f"energy per population on {first.profile}, by kind")
     left.legend(fontsize=8)
     devices = [e.profile for e in report.estimates]
     positions = range(len(devices))

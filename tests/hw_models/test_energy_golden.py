@@ -83,6 +83,9 @@ def test_hand_counted_energy_direct():
     assert calibrated.ann.macs == 18 and calibrated.ann.activations == 3
     assert calibrated.ann.energy_j == pytest.approx(85.5 * PJ, rel=1e-12)
     assert calibrated.snn_to_ann == pytest.approx(calibrated.total_j / (85.5 * PJ), rel=1e-12)
+    # skipping zero pixels as the SNN does: 9 + 6 MACs
+    assert calibrated.ann.macs_zero_skipping == 15
+    assert calibrated.ann.energy_zero_skipping_j == pytest.approx((15 * 4.6 + 2.7) * PJ, rel=1e-12)
 
     arithmetic = estimate_energy(spec, counts, PROFILES["ann45nm"])  # 16 x 0.9 + 9 x 4.6 + 20 x 11.9 pJ
     assert arithmetic.dynamic_j == pytest.approx(293.8 * PJ, rel=1e-12) and arithmetic.static_j == 0
