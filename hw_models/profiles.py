@@ -168,6 +168,9 @@ def _c(value: float, unit: str, source: str, kind: str) -> Constant:
 
 
 LOIHI1_STATIC = _c(3.34 / 32, "W", f"{FRADY_2020}; per chip = 3.34 W / 32", "derived")
+LOIHI1_STEP_SYNC = _c(0.6e-6, "s", "SANA-FE arch/loihi.yaml (a 2024 revision): smallest entry of its latency_sync "
+                      "table {1: 0.6, 2: 1.0, 4: 1.4, 29: 1.8 us}, taken as the end-of-step barrier of a small "
+                      "network (the table's key is not explained there)", "derived")
 
 LOIHI1 = DeviceProfile(
     name="loihi1",
@@ -183,8 +186,7 @@ LOIHI1 = DeviceProfile(
     latency_per_neuron_update_s=_c(8.4e-9, "s", f"{DAVIES_2018}, Table 2: neuron update time, active (5.3 ns "
                                    "inactive)", "simulated"),
     latency_per_message_s=_c(2.1e-9, "s", f"{DAVIES_2018}, Table 2: within-tile spike latency", "simulated"),
-    latency_per_step_sync_s=_c(0.6e-6, "s", "SANA-FE arch/loihi.yaml (2024 revision): latency_sync for one chip "
-                               "(barrier synchronization at the end of each step)", "simulated"),
+    latency_per_step_sync_s=LOIHI1_STEP_SYNC,
     cores="loihi1",
     ann_reference="ann45nm",
 )
@@ -204,8 +206,7 @@ LOIHI1_CALIBRATED = DeviceProfile(
                                    "latency_update_neuron 3.7 ns", "derived"),
     latency_per_spike_s=_c(30.0e-9, "s", f"{SANAFE}: soma latency_spike_out", "derived"),
     latency_per_message_s=_c(5.1e-9, "s", f"{SANAFE}: axon_out latency", "derived"),
-    latency_per_step_sync_s=_c(0.6e-6, "s", "SANA-FE arch/loihi.yaml (2024 revision): latency_sync for one chip",
-                               "simulated"),
+    latency_per_step_sync_s=LOIHI1_STEP_SYNC,
     cores="loihi1",
     ann_reference="ann45nm",
 )
