@@ -179,12 +179,24 @@ def estimate_energy(
     else:
         not_priced.append("static power: not given for this device")
 
-    reference = PROFILES[profile.ann_reference] if profile.ann_reference else profile
+    reference = _ann_reference(profile)
+    if reference is not profile and not profile.ann_reference:
+        not_priced.append(f"the ANN on {profile.name}: no MAC energy given, so the ANN is priced on {reference.name}")
     constants = {name: c.to_dict() for name, c in profile.constants().items()}
     ann = ann_equivalent(spec, counts, reference, zero_skipping=profile.event_driven)
     return EnergyEstimate(profile=profile.name, event_driven=profile.event_driven, populations=populations,
                           static_j=static_j, time_per_step_s=step_s, time_per_step_kind=step_kind, chips=chips,
                           ann=ann, not_priced=not_priced, constants=constants)
+
+
+def _ann_reference(profile: DeviceProfile) -> DeviceProfile:
+    """Where the equivalent ANN is priced: the named reference, else the device itself when it can do MACs (a
+    clock-driven device prices them as its ops), else the 45 nm arithmetic."""
+    if profile.ann_reference:
+        return PROFILES[profile.ann_reference]
+    if not profile.event_driven or profile.energy_per_mac_j is not None:
+        return profile
+    return PROFILES["ann45nm"]
 
 
 def _population_energy(p: PopulationActivity, profile: DeviceProfile, steps: int, messages: float) -> PopulationEnergy:

@@ -132,3 +132,15 @@ def test_energy_penalty_is_the_counted_energy(encoder, power):
     assert penalty.shape == (5,)
     wanted = expected.dynamic_j - expected.by_kind()["macs"]
     assert torch.allclose(penalty.double(), torch.full((5,), wanted, dtype=torch.float64), rtol=1e-6)
+
+
+def test_user_profile_without_mac_energy_prices_the_ann_on_45nm():
+    from hw_models.profiles import profile_from_dict
+
+    constant = {"value": 1e-12, "source": "a test", "kind": "measured"}
+    chip = profile_from_dict({"name": "chip", "energy_per_synop_j": constant, "energy_per_neuron_update_j": constant})
+    model, split = golden_model("direct")
+    e = estimate_energy(model.spec, measure_activity(model, split), chip)
+    assert e.ann.profile == "ann45nm" and e.ann.energy_j == pytest.approx(85.5 * PJ, rel=1e-12)
+    assert e.dynamic_j == pytest.approx((16 + 20) * PJ, rel=1e-12)  # SynOps and updates at 1 pJ; no MAC energy
+    assert any("priced on ann45nm" in note for note in e.not_priced)
