@@ -114,8 +114,10 @@ class _Block(nn.Module):
         """Run the neuron recurrence over time; returns spikes (or readout voltages) ``[T, B, ...]``."""
         state = None
         outputs = []
-        for step in range(currents.shape[0]):
-            out, state = self.neuron(currents[step], state)
+        # unbind, not currents[step]: indexing's backward writes each step's gradient into a zero tensor of the
+        # full [T, B, ...] size (T times the memory traffic); unbind's backward stacks them once.
+        for current in currents.unbind(0):
+            out, state = self.neuron(current, state)
             outputs.append(out)
         return torch.stack(outputs)
 
@@ -124,6 +126,7 @@ class SpikingNet(nn.Module):
     """A feed-forward SNN: ``[pre -> synapse -> LIF]* -> pre -> synapse -> LI readout``.
 
     ``forward`` takes an encoded, time-major input ``[T, B, *input_shape]`` (see :mod:`neuromorph.encoders`).
+    With ``spec.fixed_point`` set it computes as Loihi fixed point does (:mod:`export.loihi_exact`).
     """
 
     def __init__(self, spec: ModelSpec):
@@ -158,6 +161,10 @@ class SpikingNet(nn.Module):
         if x.dim() != len(expected) + 1 or x.shape[0] != expected[0] or tuple(x.shape[2:]) != expected[1:]:
             raise ValueError(f"expected input [T={expected[0]}, B, {', '.join(map(str, expected[1:]))}], "
                              f"got {list(x.shape)}")
+        if self.spec.fixed_point is not None:  # Loihi-exact: the chip's integer arithmetic (export/loihi_exact.py)
+            from export.loihi_exact import fixed_point_forward
+
+            return fixed_point_forward(self, x)
         spikes = [x] if self.records_input else []
         h = x
         for block in self.blocks[:-1]:
