@@ -56,7 +56,7 @@ def synaptic_input(layer: QuantizedLayer, spikes: np.ndarray, fp: LoihiFixedPoin
         return spikes.reshape(batch, -1).astype(np.int64) @ layer.weight.T.astype(np.int64)
     summed = torch.nn.functional.conv2d(torch.from_numpy(spikes.astype(np.float64)),
                                         torch.from_numpy(layer.weight.astype(np.float64)),
-                                        stride=layer.stride, padding=layer.padding)
+                                        stride=layer.stride, padding=layer.padding, groups=layer.groups)
     total = np.round(summed.numpy()).astype(np.int64)
     base = 1 << fp.conv_accumulator_bits
     return (total + base // 2) % base - base // 2  # Lava's signed_clamp: wraps to 24 bits

@@ -67,7 +67,7 @@ def _write_layers(root: h5py.Group, qnet: QuantizedNet) -> None:
             group.create_dataset("stride", data=np.array([layer.stride, layer.stride], dtype=np.int64))
             group.create_dataset("padding", data=np.array([layer.padding, layer.padding], dtype=np.int64))
             group.create_dataset("dilation", data=np.array([1, 1], dtype=np.int64))
-            group.create_dataset("groups", data=np.int64(1))
+            group.create_dataset("groups", data=np.int64(layer.groups))
         _neuron(group, layer)
 
 

@@ -149,6 +149,22 @@ class EncoderSpec:
 
 
 @dataclass(frozen=True)
+class FixedPointSpec:
+    """The network computes as Loihi fixed point does (Loihi-exact training, :mod:`export.loihi_exact`).
+
+    Weights sit on the 8-bit grid with the per-layer scale rule of :mod:`export.quantize`, decays truncate toward
+    zero, states are integers of the bit widths in :mod:`hw_models.loihi`. ``readout_volts`` (Norse volts) bounds the
+    readout voltage: it sets the readout's scale so that its voltage fits Loihi's 24-bit state, and the export uses
+    the same value, so that the exported network is the one that was trained.
+    """
+
+    readout_volts: float
+
+    def __post_init__(self) -> None:
+        _positive("fixed_point.readout_volts", self.readout_volts)
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """The full description of a network: input shape, layers, neurons, readout, encoder, time."""
 
@@ -161,6 +177,7 @@ class ModelSpec:
     readout: ReadoutSpec = field(default_factory=ReadoutSpec)
     encoder: EncoderSpec = field(default_factory=EncoderSpec)
     name: str = "snn"
+    fixed_point: FixedPointSpec | None = None  # None: Norse float arithmetic; set: Loihi fixed point (exact)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_shape", tuple(int(s) for s in self.input_shape))
@@ -187,6 +204,7 @@ class ModelSpec:
         return shapes
 
     def to_dict(self) -> dict[str, Any]:
+        extra = {"fixed_point": asdict(self.fixed_point)} if self.fixed_point is not None else {}
         return {
             "input_shape": list(self.input_shape),
             "layers": [{"type": _layer_type_name(layer), **asdict(layer)} for layer in self.layers],
@@ -197,6 +215,7 @@ class ModelSpec:
             "readout": asdict(self.readout),
             "encoder": asdict(self.encoder),
             "name": self.name,
+            **extra,  # absent for float models, so that older readers and files stay unchanged
         }
 
     @classmethod
@@ -221,6 +240,7 @@ class ModelSpec:
                 readout=_build(ReadoutSpec, data.get("readout", {})),
                 encoder=_build(EncoderSpec, data.get("encoder", {})),
                 name=str(data.get("name", "snn")),
+                fixed_point=_build(FixedPointSpec, data["fixed_point"]) if data.get("fixed_point") else None,
             )
         except (KeyError, TypeError, ValueError) as error:
             raise NeuromorphError(f"invalid model description: {error!r}") from None

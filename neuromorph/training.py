@@ -52,6 +52,8 @@ class TrainConfig:
     device: str = "cpu"
     init_rate: float = 0.05
     device_profile: str | None = None  # hw_models.profiles name or profile file; the energy penalty prices on it
+    loihi_exact: bool = False  # compute as Loihi fixed point does (export/loihi_exact.py): the export is exact
+    init_from: str | None = None  # start from this checkpoint's model and weights (fine-tuning), not from scratch
 
     def __post_init__(self) -> None:
         get_penalty(self.penalty)
@@ -189,6 +191,11 @@ def train(
 
     With ``resume=True`` and a checkpoint in ``out_dir``, training continues after its last finished epoch (the
     checkpoint's model description and settings are used; ``config.epochs`` sets where to stop).
+
+    ``config.init_from`` fine-tunes a checkpoint: its model description and weights replace ``spec`` and the fresh
+    initialization. ``config.loihi_exact`` trains the network as Loihi fixed point computes it (straight-through
+    gradients): the readout's voltage bound is calibrated once on a training batch and stored in
+    ``spec.fixed_point``, so that the checkpoint exports to exactly the network that was trained.
     """
     device = resolve_device(config.device)
     out = Path(out_dir) if out_dir is not None else None
@@ -201,22 +208,29 @@ def train(
         config = TrainConfig.from_dict({**ckpt.train_config, "epochs": config.epochs, "device": config.device})
         model = ckpt.build_model()
         start_epoch, history, optimizer_state = ckpt.epoch, ckpt.history, ckpt.optimizer_state
+    elif config.init_from is not None:
+        torch.manual_seed(config.seed)
+        model = load_checkpoint(config.init_from).build_model()
+        spec = model.spec
     else:
         torch.manual_seed(config.seed)
         model = build_model(spec)
     model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    if optimizer_state is not None:
-        optimizer.load_state_dict(optimizer_state)
     if train_split is None:
         train_split = load_split(config.dataset, train=True, root=config.data_root, limit=config.train_limit)
     if test_split is None:
         test_split = load_split(config.dataset, train=False, root=config.data_root, limit=config.test_limit)
     _check_split(train_split, spec)
     _check_split(test_split, spec)
-    if not resume and config.init_rate > 0:
+    if not resume and config.init_rate > 0 and config.init_from is None:
         images, _ = next(iterate_batches(train_split, min(len(train_split), 256), device=device))
         calibrate_firing(model, encode(images, spec, _generator(config.seed, 0, stream=3)), config.init_rate)
+    if not resume:
+        model = _arithmetic(model, config, train_split, device)
+        spec = model.spec
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    if optimizer_state is not None:
+        optimizer.load_state_dict(optimizer_state)
     penalty_fn = build_penalty(config.penalty, model, config.device_profile)
 
     for epoch in range(start_epoch, config.epochs):
@@ -271,6 +285,36 @@ def train(
         if on_epoch is not None:
             on_epoch(record)
     return TrainResult(model=model, history=history, out_dir=out)
+
+
+def _arithmetic(model: SpikingNet, config: TrainConfig, split: Split, device: torch.device) -> SpikingNet:
+    """The model in the arithmetic the config asks for: Norse float, or Loihi fixed point (``spec.fixed_point``).
+
+    Switching to fixed point calibrates the readout's voltage bound on a training batch, with the float model (or
+    the fixed-point one being fine-tuned further); the export's readout headroom applies on top of it.
+    """
+    from dataclasses import replace
+
+    from neuromorph.spec import FixedPointSpec
+
+    spec = model.spec
+    if not config.loihi_exact:
+        fixed = None
+    elif spec.fixed_point is not None:
+        fixed = spec.fixed_point
+    else:
+        images, _ = next(iterate_batches(split, min(len(split), 256), device=device))
+        with torch.no_grad():
+            volts = float(model(encode(images, spec, _generator(config.seed, 0, stream=4))).voltages.abs().max())
+        if not volts > 0:
+            raise NeuromorphError("the readout stays at zero on the calibration batch: cannot set its fixed-point "
+                                  "scale (is the network silent?)")
+        fixed = FixedPointSpec(readout_volts=volts)
+    if fixed == spec.fixed_point:
+        return model
+    switched = build_model(replace(spec, fixed_point=fixed))
+    switched.load_state_dict(model.state_dict())
+    return switched.to(device)
 
 
 def _check_split(split: Split, spec: ModelSpec) -> None:

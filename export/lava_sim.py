@@ -1,0 +1,424 @@
+"""Run a network on Lava's simulator (``Loihi2SimCfg``) for many samples per compiled network.
+
+Two precisions, one layout:
+
+- ``fixed``: the netx HDF5 of :mod:`export.netx_export`, loaded by lava-dl's ``netx.hdf5.Network`` and run with
+  ``select_tag='fixed_pt'`` (Loihi's bit-accurate arithmetic);
+- ``float``: plain Lava ``Dense``/``Conv``/``LIFReset`` processes built from the same layer plan with DESIGN.md
+  section 6's mapping (weights ``a*W``, ``du = b``, ``dv = a``, ``vth = v_th - v_reset``, bias and initial voltage
+  zero as ``v_leak == v_reset``), run with ``select_tag='floating_pt'``.
+
+With direct input the first synaptic layer runs on the host and its current drives the first neurons (as in
+training, where it is computed once per sample); spike input enters through a synaptic layer.
+
+Amortized compilation. A compiled network runs ``copies`` samples side by side, as independent copies (block-diagonal
+dense weights, grouped convolutions: copy ``c`` of a layer only sees copy ``c`` of the layer before), and runs rounds
+of them back to back: sample round ``r`` occupies Lava steps ``[r*W, (r+1)*W)``, ``W = T + D`` with ``D`` the
+network's total delay (one step per on-chip synaptic layer). Every neuron population is a ``LIFReset`` whose state
+is zeroed in the step where its own window starts (``r*W + d_k``, ``d_k`` its delay): its input then already comes
+from the current sample, so each sample sees exactly a fresh network (tested against one run per sample).
+
+Lava is imported late, through :func:`neuromorph.lava_compat.import_lava`; what Lava prints goes to stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from export.quantize import QuantizedNet, folded_weight, layer_plans
+from neuromorph.errors import NeuromorphError
+
+PRECISIONS = ("fixed", "float")
+WEIGHT_BUDGET = 4_000_000  # largest replicated weight array (entries) that the copies may create per layer
+MAX_COPIES = 32
+
+
+@dataclass
+class LavaRun:
+    """What Lava produced, on Norse's time axis (the per-layer delays undone).
+
+    ``spikes``: one bool array ``[T, N, *shape]`` per hidden layer; ``readout_volts``: the readout voltage in Norse
+    volts ``[T, N, classes]`` (fixed point: mantissa ``v / (scale * 64)``); ``readout_spikes``: readout neurons that
+    reached the threshold (should stay empty). Timings in seconds: ``compile_s`` (build, compile, start the
+    processes), ``run_s`` (simulate and read the monitors).
+    """
+
+    precision: str
+    spikes: list[np.ndarray]
+    readout_volts: np.ndarray
+    readout_spikes: np.ndarray
+    copies: int
+    lava_steps: int
+    compile_s: float
+    run_s: float
+
+    @property
+    def samples(self) -> int:
+        return int(self.readout_volts.shape[1])
+
+    @property
+    def samples_per_second(self) -> float:
+        return self.samples / (self.compile_s + self.run_s)
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.lava_steps / self.run_s if self.run_s else float("nan")
+
+    def timing(self) -> dict[str, float]:
+        return {"samples": self.samples, "copies": self.copies, "lava_steps": self.lava_steps,
+                "compile_s": self.compile_s, "run_s": self.run_s, "samples_per_second": self.samples_per_second,
+                "lava_steps_per_second": self.steps_per_second}
+
+
+@dataclass(frozen=True)
+class FloatLayer:
+    """One layer of the float Lava network: Norse's float weights in Lava's units and Lava's float LIF parameters."""
+
+    kind: str  # input (host current), dense, conv
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    weight: np.ndarray  # a*W (input kind: W, the host multiplies by a)
+    du: float
+    dv: float
+    vth: float
+    stride: int = 1
+    padding: int = 0
+    groups: int = 1
+    flatten_before: bool = False
+    readout: bool = False
+
+
+def float_layers(model) -> list[FloatLayer]:
+    """The float Lava description of a model (DESIGN.md section 6)."""
+    spec = model.spec
+    if spec.neuron.v_leak != spec.neuron.v_reset:
+        raise NeuromorphError("the Lava run needs v_leak == v_reset (Lava's reset sets the voltage to 0)")
+    out = []
+    for plan, block in zip(layer_plans(spec), model.blocks, strict=True):
+        if block.synapse.bias is not None and not plan.first_on_host:
+            raise NeuromorphError(f"synaptic layer {plan.number} has a bias, which has no exact Lava form")
+        with torch.no_grad():
+            weight, stride, padding, _ = folded_weight(plan, block)
+        span = np.inf if plan.readout else spec.neuron.v_th - spec.neuron.v_reset
+        kind = "input" if plan.first_on_host else ("conv" if weight.dim() == 4 else "dense")
+        out.append(FloatLayer(kind=kind, in_shape=plan.in_shape, out_shape=plan.out_shape,
+                              weight=weight.numpy() * (1.0 if plan.first_on_host else plan.a), du=plan.b, dv=plan.a,
+                              vth=span, stride=stride, padding=padding, flatten_before=plan.flatten_before,
+                              readout=plan.readout))
+    return out
+
+
+def float_input_currents(model, x: torch.Tensor) -> np.ndarray:
+    """The host currents ``a * (W x + bias)`` ``[T, B, *shape]`` of a direct-input model's first layer: the synaptic
+    output the model itself computes (once, for a constant input), in Lava's units."""
+    plan, block = layer_plans(model.spec)[0], model.blocks[0]
+    with torch.no_grad():
+        current = block.currents(x)
+    return plan.a * current.detach().double().numpy()
+
+
+def delays(layers) -> list[int]:
+    """Lava steps by which each layer lags Norse: one per on-chip synaptic layer up to it."""
+    out, delay = [], 0
+    for layer in layers:
+        delay += layer.kind != "input"
+        out.append(delay)
+    return out
+
+
+# ---- independent copies side by side ---------------------------------------------------------------------------
+
+def _copied_shape(shape: tuple[int, ...], copies: int) -> tuple[int, ...]:
+    return (shape[0] * copies, *shape[1:])
+
+
+def _copied_weight(kind: str, weight: np.ndarray, copies: int) -> np.ndarray:
+    if copies == 1:
+        return weight
+    if kind == "conv":  # groups: copy c's output channels read only copy c's input channels
+        return np.concatenate([weight] * copies, axis=0)
+    rows, cols = weight.shape[0], int(np.prod(weight.shape[1:]))
+    out = np.zeros((rows * copies, cols * copies), dtype=weight.dtype)
+    for c in range(copies):
+        out[c * rows:(c + 1) * rows, c * cols:(c + 1) * cols] = weight.reshape(rows, cols)
+    return out
+
+
+def replicate(qnet: QuantizedNet, copies: int) -> QuantizedNet:
+    """``copies`` independent copies of ``qnet`` side by side in one network (stacked on the first axis: features of
+    a dense layer, channels of a conv layer). A flatten of ``copies*C`` channels is copy-major, so a dense layer
+    after it stays block-diagonal. The host layer is left as it is: its currents are computed per copy."""
+    if copies == 1:
+        return qnet
+    return replace(qnet, layers=tuple(copy_layer(layer, copies) for layer in qnet.layers))
+
+
+def copy_layer(layer, copies: int):
+    """One layer (:class:`~export.quantize.QuantizedLayer` or :class:`FloatLayer`) as ``copies`` side by side."""
+    in_shape = layer.in_shape
+    return replace(layer, in_shape=_copied_shape(in_shape, copies) if len(in_shape) == 3
+                   else (math.prod(in_shape) * copies,), out_shape=_copied_shape(layer.out_shape, copies),
+                   weight=layer.weight if layer.kind == "input" else _copied_weight(layer.kind, layer.weight, copies),
+                   groups=layer.groups * copies if layer.kind == "conv" else layer.groups)
+
+
+def default_copies(layers, samples: int) -> int:
+    """Copies per compiled network: as many as there are samples, up to :data:`MAX_COPIES`, while the largest
+    replicated dense weight array stays within :data:`WEIGHT_BUDGET` entries (block-diagonal weights grow with the
+    square of the copies)."""
+    largest = max((layer.weight.size for layer in layers if layer.kind == "dense"), default=1)
+    by_weights = max(1, int(math.sqrt(WEIGHT_BUDGET / largest)))
+    return max(1, min(samples, MAX_COPIES, by_weights))
+
+
+def arrange(inputs: np.ndarray, copies: int, flat: bool) -> tuple[np.ndarray, int]:
+    """Sample-major inputs ``[T, N, *shape]`` -> ``[rounds, T, copies*shape[0], ...]`` (zero-padded samples fill the
+    last round); ``flat`` flattens each sample first."""
+    steps, samples = inputs.shape[:2]
+    data = inputs.reshape(steps, samples, -1) if flat else inputs
+    rounds = -(-samples // copies)
+    padded = np.zeros((steps, rounds * copies, *data.shape[2:]), dtype=data.dtype)
+    padded[:, :samples] = data
+    grouped = padded.reshape(steps, rounds, copies, *data.shape[2:]).swapaxes(0, 1)
+    return grouped.reshape(rounds, steps, copies * data.shape[2], *data.shape[3:]), rounds
+
+
+def _unarrange(series: np.ndarray, shape: tuple[int, ...], copies: int, rounds: int, window: int, delay: int,
+               steps: int, samples: int) -> np.ndarray:
+    """Lava-time outputs ``[rounds*W, copies*shape...]`` (torch order) -> ``[T, N, *shape]`` on Norse's time."""
+    per_round = series.reshape(rounds, window, copies, *shape)[:, delay:delay + steps]
+    return per_round.transpose(1, 0, 2, *range(3, 3 + len(shape))).reshape(steps, rounds * copies, *shape)[:, :samples]
+
+
+def _from_lava(series: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``[steps, W, H, C]`` or flat -> ``[steps, C, H, W]`` (torch order)."""
+    steps = series.shape[0]
+    if len(shape) == 3:
+        channels, height, width = shape
+        return series.reshape(steps, width, height, channels).transpose(0, 3, 2, 1)
+    return series.reshape(steps, *shape)
+
+
+def _ring_data(arranged: np.ndarray, window: int, dtype) -> np.ndarray:
+    """``[rounds, T, *shape]`` (torch order) -> RingBuffer data ``[*lava_shape, rounds*W]``, zero after each T."""
+    rounds, steps = arranged.shape[:2]
+    sample_shape = arranged.shape[2:]
+    lava = arranged if len(sample_shape) != 3 else np.moveaxis(arranged, (-3, -2, -1), (-1, -2, -3))
+    data = np.zeros((rounds, window, *lava.shape[2:]), dtype=dtype)
+    data[:, :steps] = lava
+    data = data.reshape(rounds * window, *lava.shape[2:])
+    return np.ascontiguousarray(np.moveaxis(data, 0, -1))
+
+
+def load_lava() -> None:
+    """Import Lava and lava-dl netx (through the Python 3.11 hook), their chatter on stderr."""
+    from neuromorph.lava_compat import import_lava
+
+    with contextlib.redirect_stdout(sys.stderr):
+        import_lava("lava.lib.dl.netx")
+        import_lava("lava.proc.lif.process")
+
+
+# ---- the two networks -------------------------------------------------------------------------------------------
+
+def _run_and_collect(source, populations, readout, total_steps: int, run_cfg, started: float):
+    """Probe spikes of every population and the readout's voltage, compile, run; returns the series and timings."""
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.proc.monitor.process import Monitor
+
+    probes = []
+    for neuron in populations:
+        monitor = Monitor()
+        monitor.probe(neuron.s_out, total_steps)
+        probes.append((monitor, neuron, "s_out"))
+    voltage = Monitor()
+    voltage.probe(readout.v, total_steps)
+    probes.append((voltage, readout, "v"))
+    try:
+        source.create_runtime(run_cfg=run_cfg)
+        compiled = time.perf_counter()
+        source.run(condition=RunSteps(num_steps=total_steps))
+        series = [np.asarray(monitor.get_data()[process.name][var]) for monitor, process, var in probes]
+    finally:
+        source.stop()
+    finished = time.perf_counter()
+    return series, compiled - started, finished - compiled
+
+
+def _netx_network(qnet: QuantizedNet, arranged: np.ndarray, window: int, workdir: Path, started: float):
+    from export.netx_export import write_netx
+    from neuromorph.lava_compat import import_lava
+
+    netx = import_lava("lava.lib.dl.netx")
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.io.source import RingBuffer
+
+    path = write_netx(qnet, workdir / "copies.net")
+    first_delay = 0 if qnet.input_kind == "current" else 1  # netx resets layer k at (1 + offset + k) mod W, 1-based
+    net = netx.hdf5.Network(net_config=str(path), reset_interval=window, reset_offset=first_delay)
+    if len(net.layers) != len(qnet.layers):
+        raise NeuromorphError(f"netx built {len(net.layers)} layers, expected {len(qnet.layers)}")
+    source = RingBuffer(data=_ring_data(arranged, window, np.int32))
+    source.s_out.connect(net.layers[0].neuron.a_in if qnet.input_kind == "current" else net.inp)
+    neurons = [block.neuron for block in net.layers]
+    return _run_and_collect(source, neurons, neurons[-1], arranged.shape[0] * window,
+                            Loihi2SimCfg(select_tag="fixed_pt"), started)
+
+
+def _float_network(layers: list[FloatLayer], arranged: np.ndarray, window: int, started: float):
+    from neuromorph.lava_compat import import_lava
+
+    import_lava("lava.magma.core.run_configs")
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.conv.process import Conv
+    from lava.proc.dense.process import Dense
+    from lava.proc.io.source import RingBuffer
+    from lava.proc.lif.process import LIFReset
+
+    def lava_shape(shape):
+        return tuple(reversed(shape)) if len(shape) == 3 else shape
+
+    source = RingBuffer(data=_ring_data(arranged, window, np.float64))
+    port, neurons = source.s_out, []
+    for delay, layer in zip(delays(layers), layers, strict=True):
+        neuron = LIFReset(shape=lava_shape(layer.out_shape), du=layer.du, dv=layer.dv, vth=layer.vth,
+                          reset_interval=window, reset_offset=delay + 1)
+        if layer.kind == "input":
+            port.connect(neuron.a_in)
+        else:
+            if layer.kind == "dense":
+                synapse = Dense(weights=layer.weight.reshape(layer.weight.shape[0], -1))
+            else:
+                kernel = np.ascontiguousarray(layer.weight[:, :, ::-1, ::-1].transpose(0, 3, 2, 1))  # as netx: Lava
+                synapse = Conv(weight=kernel, input_shape=lava_shape(layer.in_shape),  # convolves, torch correlates
+                               stride=layer.stride, padding=layer.padding, groups=layer.groups)
+            if layer.flatten_before:
+                port = port.transpose([2, 1, 0]).flatten()
+            port.connect(synapse.s_in)
+            synapse.a_out.connect(neuron.a_in)
+        neurons.append(neuron)
+        port = neuron.s_out
+    return _run_and_collect(source, neurons, neurons[-1], arranged.shape[0] * window,
+                            Loihi2SimCfg(select_tag="floating_pt"), started)
+
+
+def simulate_fixed(qnet: QuantizedNet, inputs: np.ndarray, copies: int | None = None) -> LavaRun:
+    """Run ``qnet`` through lava-dl netx in Lava fixed point on ``inputs`` ``[T, N, ...]`` (what
+    :func:`export.quantization_report.reference_inputs` gives: spikes, or integer host currents)."""
+    inputs = np.asarray(inputs)
+    steps, samples = inputs.shape[:2]
+    copies = copies or default_copies(qnet.layers, samples)
+    load_lava()  # once per process; not part of the compile time
+    started = time.perf_counter()
+    flat = qnet.input_kind == "spikes" and qnet.layers[0].kind == "dense"
+    arranged, rounds = arrange(inputs, copies, flat)
+    window = steps + qnet.delays[-1]
+    with contextlib.redirect_stdout(sys.stderr), tempfile.TemporaryDirectory(prefix="neuromorph-lava-") as tmp:
+        series, compile_s, run_s = _netx_network(replicate(qnet, copies), arranged, window, Path(tmp), started)
+    return _collect("fixed", series, qnet.layers, qnet.delays, copies, rounds, window, steps, samples, compile_s,
+                    run_s, volts_per_unit=1.0 / (qnet.layers[-1].scale * 2**qnet.constants.threshold_shift))
+
+
+def simulate_float(model, x: torch.Tensor, copies: int | None = None) -> LavaRun:
+    """Run ``model`` as plain Lava float processes on the encoded input ``x`` ``[T, N, ...]``."""
+    layers = float_layers(model)
+    steps, samples = x.shape[:2]
+    copies = copies or default_copies(layers, samples)
+    load_lava()
+    started = time.perf_counter()
+    if layers[0].kind == "input":
+        inputs = float_input_currents(model, x)
+    else:
+        inputs = x.detach().double().numpy()
+    flat = layers[0].kind == "dense"
+    arranged, rounds = arrange(np.ascontiguousarray(inputs), copies, flat)
+    copied = [copy_layer(layer, copies) for layer in layers]
+    lag = delays(layers)
+    with contextlib.redirect_stdout(sys.stderr):
+        series, compile_s, run_s = _float_network(copied, arranged, steps + lag[-1], started)
+    return _collect("float", series, layers, lag, copies, rounds, steps + lag[-1], steps, samples, compile_s, run_s,
+                    volts_per_unit=1.0)
+
+
+def _collect(precision, series, layers, lag, copies, rounds, window, steps, samples, compile_s, run_s,
+             volts_per_unit: float) -> LavaRun:
+    shapes = [tuple(layer.out_shape) for layer in layers]
+    outputs = []
+    for data, shape, delay in zip(series, [*shapes, shapes[-1]], [*lag, lag[-1]], strict=True):
+        torch_order = _from_lava(data, _copied_shape(shape, copies))
+        outputs.append(_unarrange(torch_order, shape, copies, rounds, window, delay, steps, samples))
+    spikes = [o.astype(bool) for o in outputs[:-2]]
+    return LavaRun(precision=precision, spikes=spikes, readout_volts=outputs[-1].astype(np.float64) * volts_per_unit,
+                   readout_spikes=outputs[-2].astype(bool), copies=copies, lava_steps=rounds * window,
+                   compile_s=compile_s, run_s=run_s)
+
+
+def simulate(model, x: torch.Tensor, precision: str = "fixed", qnet: QuantizedNet | None = None,
+             copies: int | None = None, batch: int | None = None,
+             progress: Callable[[int], None] | None = None) -> LavaRun:
+    """Run ``model`` on Lava for the encoded inputs ``x`` ``[T, N, ...]`` in ``fixed`` (netx) or ``float`` precision.
+
+    ``qnet`` (fixed point) defaults to ``quantize(model)``. ``batch`` samples go into each compiled network (default:
+    all); ``progress(done)`` is called after each. The run's timings add up over the compiled networks.
+    """
+    from export.quantization_report import reference_inputs
+    from export.quantize import quantize
+
+    if precision not in PRECISIONS:
+        raise NeuromorphError(f"unknown precision {precision!r}; supported: {', '.join(PRECISIONS)}")
+    if precision == "fixed" and qnet is None:
+        qnet = quantize(model)
+    samples = int(x.shape[1])
+    batch = batch or samples
+    runs = []
+    for start in range(0, samples, batch):
+        part = x[:, start:start + batch]
+        if precision == "fixed":
+            runs.append(simulate_fixed(qnet, reference_inputs(qnet, part), copies))
+        else:
+            runs.append(simulate_float(model, part, copies))
+        if progress is not None:
+            progress(min(start + batch, samples))
+    return _concatenate(runs)
+
+
+def _concatenate(runs: list[LavaRun]) -> LavaRun:
+    if len(runs) == 1:
+        return runs[0]
+    return LavaRun(precision=runs[0].precision,
+                   spikes=[np.concatenate(layer, axis=1) for layer in zip(*(r.spikes for r in runs), strict=True)],
+                   readout_volts=np.concatenate([r.readout_volts for r in runs], axis=1),
+                   readout_spikes=np.concatenate([r.readout_spikes for r in runs], axis=1),
+                   copies=runs[0].copies, lava_steps=sum(r.lava_steps for r in runs),
+                   compile_s=sum(r.compile_s for r in runs), run_s=sum(r.run_s for r in runs))
+
+
+def simulate_one_at_a_time(qnet: QuantizedNet, inputs: np.ndarray, workdir: str | os.PathLike) -> LavaRun:
+    """The baseline: :func:`export.lava_runner.run_netx` once per sample (a fresh compiled network each)."""
+    from export.lava_runner import run_netx
+    from export.netx_export import write_netx
+
+    path = write_netx(qnet, Path(workdir) / "one.net")
+    inputs = np.asarray(inputs)
+    steps = inputs.shape[0]
+    started = time.perf_counter()
+    runs = [run_netx(path, qnet, inputs[:, n]) for n in range(inputs.shape[1])]
+    elapsed = time.perf_counter() - started
+    aligned = [r.aligned(steps) for r in runs]
+    spikes = [np.concatenate([a[0][k] for a in aligned], axis=1) for k in range(len(runs[0].spikes))]
+    readout = np.concatenate([a[1] for a in aligned], axis=1)
+    readout_spikes = np.concatenate([r.readout_spikes[r.delays[-1]:r.delays[-1] + steps] for r in runs], axis=1)
+    return LavaRun(precision="fixed", spikes=spikes, readout_volts=readout.astype(np.float64) / (
+        qnet.layers[-1].scale * 2**qnet.constants.threshold_shift), readout_spikes=readout_spikes, copies=1,
+        lava_steps=sum(steps + r.delays[-1] for r in runs), compile_s=0.0, run_s=elapsed)
