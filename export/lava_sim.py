@@ -232,28 +232,42 @@ def load_lava() -> None:
 
 # ---- the two networks -------------------------------------------------------------------------------------------
 
-def _run_and_collect(source, populations, readout, total_steps: int, run_cfg, started: float):
-    """Probe spikes of every population and the readout's voltage, compile, run; returns the series and timings."""
+def _run_and_collect(source, populations, readout, total_steps: int, select_tag: str, started: float):
+    """Stream the spikes of every population and the readout's voltage out of the network (``Extractor`` processes,
+    one array per step, and a :class:`~export.lava_tap.VoltageTap`), compile, run; returns the series ``[steps,
+    *lava_shape]`` and the compile and run times."""
     from lava.magma.core.run_conditions import RunSteps
-    from lava.proc.monitor.process import Monitor
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
 
-    probes = []
+    from export.lava_tap import MODELS, VoltageTap
+
+    buffer = 64
+    extractors = []
     for neuron in populations:
-        monitor = Monitor()
-        monitor.probe(neuron.s_out, total_steps)
-        probes.append((monitor, neuron, "s_out"))
-    voltage = Monitor()
-    voltage.probe(readout.v, total_steps)
-    probes.append((voltage, readout, "v"))
+        extractor = Extractor(shape=neuron.s_out.shape, buffer_size=buffer)
+        neuron.s_out.connect(extractor.in_port)
+        extractors.append(extractor)
+    tap = VoltageTap(shape=readout.v.shape)
+    tap.ref.connect_var(readout.v)
+    voltage = Extractor(shape=readout.v.shape, buffer_size=buffer)
+    tap.out.connect(voltage.in_port)
+    extractors.append(voltage)
+    steps = total_steps + 1  # the tap sends step t's voltage in step t + 1
+    series = [np.zeros((steps, *e.in_port.shape)) for e in extractors]
     try:
-        source.create_runtime(run_cfg=run_cfg)
+        source.create_runtime(run_cfg=Loihi2SimCfg(select_tag=select_tag, exception_proc_model_map={
+            **MODELS, Extractor: PyLoihiExtractorModel}))
         compiled = time.perf_counter()
-        source.run(condition=RunSteps(num_steps=total_steps))
-        series = [np.asarray(monitor.get_data()[process.name][var]) for monitor, process, var in probes]
+        source.run(condition=RunSteps(num_steps=steps, blocking=False))
+        for t in range(steps):
+            for data, extractor in zip(series, extractors, strict=True):
+                data[t] = extractor.receive()
+        source.wait()
     finally:
         source.stop()
     finished = time.perf_counter()
-    return series, compiled - started, finished - compiled
+    return [*(s[:total_steps] for s in series[:-1]), series[-1][1:]], compiled - started, finished - compiled
 
 
 def _netx_network(qnet: QuantizedNet, arranged: np.ndarray, window: int, workdir: Path, started: float):
@@ -261,7 +275,6 @@ def _netx_network(qnet: QuantizedNet, arranged: np.ndarray, window: int, workdir
     from neuromorph.lava_compat import import_lava
 
     netx = import_lava("lava.lib.dl.netx")
-    from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.io.source import RingBuffer
 
     path = write_netx(qnet, workdir / "copies.net")
@@ -272,15 +285,13 @@ def _netx_network(qnet: QuantizedNet, arranged: np.ndarray, window: int, workdir
     source = RingBuffer(data=_ring_data(arranged, window, np.int32))
     source.s_out.connect(net.layers[0].neuron.a_in if qnet.input_kind == "current" else net.inp)
     neurons = [block.neuron for block in net.layers]
-    return _run_and_collect(source, neurons, neurons[-1], arranged.shape[0] * window,
-                            Loihi2SimCfg(select_tag="fixed_pt"), started)
+    return _run_and_collect(source, neurons, neurons[-1], arranged.shape[0] * window, "fixed_pt", started)
 
 
 def _float_network(layers: list[FloatLayer], arranged: np.ndarray, window: int, started: float):
     from neuromorph.lava_compat import import_lava
 
     import_lava("lava.magma.core.run_configs")
-    from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.conv.process import Conv
     from lava.proc.dense.process import Dense
     from lava.proc.io.source import RingBuffer
@@ -309,8 +320,7 @@ def _float_network(layers: list[FloatLayer], arranged: np.ndarray, window: int, 
             synapse.a_out.connect(neuron.a_in)
         neurons.append(neuron)
         port = neuron.s_out
-    return _run_and_collect(source, neurons, neurons[-1], arranged.shape[0] * window,
-                            Loihi2SimCfg(select_tag="floating_pt"), started)
+    return _run_and_collect(source, neurons, neurons[-1], arranged.shape[0] * window, "floating_pt", started)
 
 
 def simulate_fixed(qnet: QuantizedNet, inputs: np.ndarray, copies: int | None = None) -> LavaRun:

@@ -21,7 +21,7 @@ EXIT_USAGE = 2
 
 # Modules that add a subcommand: each has `add_parser(subparsers)` which registers it and sets `handler`.
 # They must import nothing heavy at module level (no Lava, no lava-dl): handlers import what they need.
-COMMAND_MODULES: list[str] = ["hw_models.energy_command", "export.cli"]
+COMMAND_MODULES: list[str] = ["hw_models.energy_command", "export.cli", "export.simulate_command"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -120,6 +120,11 @@ def _build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--init-rate", type=float, default=0.05,
                      help="rescale initial weights so each hidden layer fires at this rate (0 = off)")
     opt.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    opt.add_argument("--loihi-exact", action="store_true",
+                     help="train as Loihi fixed point computes (8-bit weights with the export's scales, integer "
+                          "decays, straight-through gradients): the netx export then runs exactly as trained")
+    opt.add_argument("--init-from", metavar="CHECKPOINT",
+                     help="fine-tune this checkpoint (its model and weights; the model flags are ignored)")
     train.add_argument("--out", required=True, metavar="DIR", help="output folder")
     train.add_argument("--resume", action="store_true",
                        help="continue from OUT/checkpoint.pt (its model and settings; --epochs sets the end)")
@@ -176,6 +181,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         lr=args.lr, seed=args.seed, penalty=args.penalty, lam=args.lam, lam_schedule=args.lam_schedule,
         ramp_epochs=args.ramp_epochs, power=args.power, train_limit=args.train_limit, test_limit=args.test_limit,
         device=args.device, init_rate=args.init_rate, device_profile=args.device_profile,
+        loihi_exact=args.loihi_exact, init_from=args.init_from,
     )
     log = sys.stderr if args.json else sys.stdout
 
