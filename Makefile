@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.neuromorph-installed
-REQUIREMENTS := requirements/base.txt requirements/lava.txt requirements/test.txt pyproject.toml
+REQUIREMENTS := requirements/base.txt requirements/lava.txt requirements/test.txt requirements/test-nodeps.txt pyproject.toml
 
 .PHONY: venv demo test lint clean
 

@@ -7,6 +7,11 @@ default_factory". The fix below is an import hook: when that module is imported,
 ``= ByteEncoder()`` default becomes ``= field(default_factory=ByteEncoder)`` before it is compiled. Nothing on disk
 changes, and other modules are untouched. Call :func:`install` (or :func:`import_lava`) before importing Lava.
 
+The same hook makes Lava's ``mp.set_start_method('fork')`` (at import of its multiprocessing message
+infrastructure) ``force=True``: without it, importing Lava fails with "context has already been set" in any process
+that touched multiprocessing first (tqdm does, by creating a multiprocessing lock for its first progress bar).
+Lava needs the fork start method, which is Linux's default on Python 3.11 anyway.
+
 Heavy backends load late: ``import neuromorph`` does not import Lava.
 """
 
@@ -22,9 +27,9 @@ from types import ModuleType
 
 from neuromorph.errors import NeuromorphError
 
-PATCHED_MODULE = "lava.magma.compiler.var_model"
 _DEFAULT = re.compile(r"=\s*ByteEncoder\(\)")
 _FACTORY_DEFAULT = '= __import__("dataclasses").field(default_factory=ByteEncoder)'
+_START_METHOD = re.compile(r"mp\.set_start_method\('fork'\)")
 
 
 def patch_var_model_source(source: str) -> str:
@@ -32,11 +37,24 @@ def patch_var_model_source(source: str) -> str:
     return _DEFAULT.sub(_FACTORY_DEFAULT, source)
 
 
+def patch_start_method_source(source: str) -> str:
+    """Make Lava's ``mp.set_start_method('fork')`` tolerate a start method that is already fixed."""
+    return _START_METHOD.sub("mp.set_start_method('fork', force=True)", source)
+
+
+# module -> source rewrite; each keeps the line count, so tracebacks point at the right lines
+PATCHES = {
+    "lava.magma.compiler.var_model": patch_var_model_source,
+    "lava.magma.runtime.message_infrastructure.multiprocessing": patch_start_method_source,
+}
+PATCHED_MODULE = "lava.magma.compiler.var_model"
+
+
 class _PatchingLoader(importlib.machinery.SourceFileLoader):
     def get_data(self, path: str) -> bytes:  # called with the .py path for the source
         data = super().get_data(path)
         if path.endswith(".py"):
-            return patch_var_model_source(data.decode("utf-8")).encode("utf-8")
+            return PATCHES[self.name](data.decode("utf-8")).encode("utf-8")
         return data
 
     def get_code(self, fullname: str):  # never use the (unpatched) bytecode cache
@@ -46,7 +64,7 @@ class _PatchingLoader(importlib.machinery.SourceFileLoader):
 
 class _VarModelFinder(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path, target=None):
-        if fullname != PATCHED_MODULE:
+        if fullname not in PATCHES:
             return None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):

@@ -73,3 +73,13 @@ def test_two_neuron_network_runs(tag):
     steps_b = (np.flatnonzero(spikes[1]) + 1).tolist()
     assert steps_a == [4, 8, 12]
     assert steps_b == [5, 9]
+
+
+def test_lava_imports_after_multiprocessing_was_touched():
+    """tqdm's first progress bar fixes the multiprocessing start method; Lava must still import afterwards."""
+    code = ("import multiprocessing as mp; mp.RLock(); "
+            "from neuromorph.lava_compat import import_lava; "
+            "import_lava('lava.magma.runtime.message_infrastructure.multiprocessing'); "
+            "assert mp.get_start_method() == 'fork'")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
