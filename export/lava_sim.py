@@ -174,12 +174,13 @@ def copy_layer(layer, copies: int):
 
 
 def default_copies(layers, samples: int) -> int:
-    """Copies per compiled network: as many as there are samples, up to :data:`MAX_COPIES`, while the largest
+    """Copies per compiled network: all samples at once, up to :data:`MAX_COPIES`, while the largest
     replicated dense weight array stays within :data:`WEIGHT_BUDGET` entries (block-diagonal weights grow with the
     square of the copies)."""
     largest = max((layer.weight.size for layer in layers if layer.kind == "dense"), default=1)
-    by_weights = max(1, int(math.sqrt(WEIGHT_BUDGET / largest)))
-    return max(1, min(samples, MAX_COPIES, by_weights))
+    cap = max(1, min(samples, MAX_COPIES, int(math.sqrt(WEIGHT_BUDGET / largest))))
+    rounds = -(-samples // cap)
+    return -(-samples // rounds)  # as few rounds as the cap allows, as evenly filled as possible
 
 
 def arrange(inputs: np.ndarray, copies: int, flat: bool) -> tuple[np.ndarray, int]:
@@ -256,8 +257,9 @@ def _run_and_collect(source, populations, readout, total_steps: int, select_tag:
     steps = total_steps + 1  # the tap sends step t's voltage in step t + 1
     series = [np.zeros((steps, *e.in_port.shape)) for e in extractors]
     try:
-        source.create_runtime(run_cfg=Loihi2SimCfg(select_tag=select_tag, exception_proc_model_map={
-            **MODELS, Extractor: PyLoihiExtractorModel}))
+        models = {tap: MODELS[VoltageTap], **{e: PyLoihiExtractorModel for e in extractors}}  # by instance: the
+        source.create_runtime(run_cfg=Loihi2SimCfg(select_tag=select_tag,  # compiler then skips its model search
+                                                   exception_proc_model_map=models))
         compiled = time.perf_counter()
         source.run(condition=RunSteps(num_steps=steps, blocking=False))
         for t in range(steps):

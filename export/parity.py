@@ -258,31 +258,45 @@ def load_samples(spec, dataset: str, samples: int, data_root: str | None = None,
     return encode(images, spec, torch.Generator().manual_seed(seed)), labels
 
 
-def simulate_checkpoint(checkpoint, dataset: str | None = None, samples: int = 100, precision: str = "fixed",
-                        data_root: str | None = None, copies: int | None = None, batch: int | None = None,
-                        profiles: Sequence[str] | None = DEFAULT_PROFILES, out_dir: str | os.PathLike | None = None,
-                        progress: Callable[[int], None] | None = None) -> tuple[ParityReport, LavaRun]:
-    """Run a checkpoint (file or training folder) on Lava for the first ``samples`` test samples of ``dataset``
-    (default: the one it was trained on) and compare; with ``out_dir``, write ``parity.json`` and
-    ``parity_raster.png`` (sample 0) there. The fixed-point network is the one ``neuromorph export --format netx``
-    writes (a Loihi-exact checkpoint: exactly; otherwise with the readout scale calibrated on these samples)."""
+def simulate_model(model, x: torch.Tensor, labels: torch.Tensor | None, precision: str = "fixed",
+                   dataset: str = "", qnet=None, copies: int | None = None, batch: int | None = None,
+                   profiles: Sequence[str] | None = DEFAULT_PROFILES, out_dir: str | os.PathLike | None = None,
+                   progress: Callable[[int], None] | None = None, checkpoint: str | None = None
+                   ) -> tuple[ParityReport, LavaRun]:
+    """Run ``model`` on Lava for the encoded samples ``x`` ``[T, N, ...]`` and compare (see the module docstring).
+
+    ``qnet`` (fixed point) defaults to ``quantize(model, calibration=x)``, what ``neuromorph export`` writes for these
+    samples (a Loihi-exact model ignores the calibration: its export is what was trained). With ``out_dir``, write
+    ``parity.json`` and ``parity_raster.png`` (sample 0) there.
+    """
     from export.lava_sim import simulate
     from export.quantize import quantize
-    from neuromorph.checkpoint import load_checkpoint
     from neuromorph.io import write_json
+
+    model.eval()
+    if precision == "fixed" and qnet is None:
+        qnet = quantize(model, calibration=x)
+    run = simulate(model, x, precision, qnet=qnet, copies=copies, batch=batch, progress=progress)
+    report = parity_report(model, x, labels, run, dataset=dataset, profiles=profiles)
+    report.checkpoint = checkpoint
+    if out_dir is not None:
+        out = Path(out_dir)
+        write_json(out / JSON_NAME, report.to_dict())
+        label = f" (label {int(labels[0])})" if labels is not None else ""
+        plot_parity_raster(model, x, run, out / RASTER_NAME, title=f"{model.spec.name}, {dataset} test sample 0"
+                           f"{label}: model vs Lava {precision} point")
+    return report, run
+
+
+def simulate_checkpoint(checkpoint, dataset: str | None = None, samples: int = 100, precision: str = "fixed",
+                        data_root: str | None = None, **options) -> tuple[ParityReport, LavaRun]:
+    """Run a checkpoint (file or training folder) on Lava for the first ``samples`` test samples of ``dataset``
+    (default: the one it was trained on) and compare; ``options`` go to :func:`simulate_model` (``copies``,
+    ``batch``, ``profiles``, ``out_dir``, ``progress``)."""
+    from neuromorph.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(checkpoint)
     model = ckpt.build_model().eval()
     dataset = dataset or ckpt.train_config.get("dataset", "mnist")
     x, labels = load_samples(ckpt.spec, dataset, samples, data_root, seed=int(ckpt.train_config.get("seed", 0)))
-    qnet = quantize(model, calibration=x) if precision == "fixed" else None
-    run = simulate(model, x, precision, qnet=qnet, copies=copies, batch=batch, progress=progress)
-    report = parity_report(model, x, labels, run, dataset=dataset, profiles=profiles)
-    report.checkpoint = str(checkpoint)
-    if out_dir is not None:
-        out = Path(out_dir)
-        write_json(out / JSON_NAME, report.to_dict())
-        plot_parity_raster(model, x, run, out / RASTER_NAME,
-                           title=f"{ckpt.spec.name}, {dataset} test sample 0 (label {int(labels[0])}): model vs "
-                                 f"Lava {precision} point")
-    return report, run
+    return simulate_model(model, x, labels, precision, dataset, checkpoint=str(checkpoint), **options)

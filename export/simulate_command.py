@@ -50,11 +50,19 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from export.lava_sim import load_lava
-    from export.parity import DEFAULT_PROFILES, JSON_NAME, RASTER_NAME, simulate_checkpoint
+    from export.parity import DEFAULT_PROFILES, JSON_NAME, RASTER_NAME, load_samples, simulate_model
+    from export.quantize import quantize
     from hw_models.energy_report import resolve_profiles
+    from neuromorph.checkpoint import load_checkpoint
 
     profiles = args.profiles or list(DEFAULT_PROFILES)
-    resolve_profiles(profiles)  # refuse a bad profile before anything runs
+    resolve_profiles(profiles)  # refuse bad input before Lava starts (its import prints to stderr)
+    ckpt = load_checkpoint(args.checkpoint)
+    model = ckpt.build_model().eval()
+    dataset = args.dataset or ckpt.train_config.get("dataset", "mnist")
+    x, labels = load_samples(ckpt.spec, dataset, args.samples, args.data_root,
+                             seed=int(ckpt.train_config.get("seed", 0)))
+    qnet = quantize(model, calibration=x) if args.precision == "fixed" else None
     try:  # before tqdm, which fixes the multiprocessing start method that Lava sets on import
         load_lava()
     except NeuromorphError:
@@ -62,16 +70,16 @@ def run(args: argparse.Namespace) -> int:
     except Exception as error:  # noqa: BLE001 - a broken Lava install fails in many ways
         raise NeuromorphError(f"Lava could not be imported: {type(error).__name__}: {error}") from None
     log = sys.stderr if args.json else sys.stdout
-    bar = tqdm(total=args.samples, desc=f"Lava {args.precision}", unit="sample", disable=args.quiet or args.json,
-               leave=False, file=sys.stderr)
+    bar = tqdm(total=int(x.shape[1]), desc=f"Lava {args.precision}", unit="sample",
+               disable=args.quiet or args.json, leave=False, file=sys.stderr)
 
     def progress(done: int) -> None:
         bar.update(done - bar.n)
 
     try:
-        report, lava = simulate_checkpoint(args.checkpoint, dataset=args.dataset, samples=args.samples,
-                                           precision=args.precision, data_root=args.data_root, copies=args.copies,
-                                           batch=args.batch, profiles=profiles, out_dir=args.out, progress=progress)
+        report, _ = simulate_model(model, x, labels, args.precision, dataset, qnet=qnet, copies=args.copies,
+                                   batch=args.batch, profiles=profiles, out_dir=args.out, progress=progress,
+                                   checkpoint=str(args.checkpoint))
     finally:
         bar.close()
     print(report.format(), file=log)
