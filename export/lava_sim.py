@@ -339,7 +339,7 @@ def simulate_fixed(qnet: QuantizedNet, inputs: np.ndarray, copies: int | None = 
     with contextlib.redirect_stdout(sys.stderr), tempfile.TemporaryDirectory(prefix="neuromorph-lava-") as tmp:
         series, compile_s, run_s = _netx_network(replicate(qnet, copies), arranged, window, Path(tmp), started)
     return _collect("fixed", series, qnet.layers, qnet.delays, copies, rounds, window, steps, samples, compile_s,
-                    run_s, volts_per_unit=1.0 / (qnet.layers[-1].scale * 2**qnet.constants.threshold_shift))
+                    run_s, units_per_volt=qnet.layers[-1].scale * 2**qnet.constants.threshold_shift)
 
 
 def simulate_float(model, x: torch.Tensor, copies: int | None = None) -> LavaRun:
@@ -360,18 +360,18 @@ def simulate_float(model, x: torch.Tensor, copies: int | None = None) -> LavaRun
     with contextlib.redirect_stdout(sys.stderr):
         series, compile_s, run_s = _float_network(copied, arranged, steps + lag[-1], started)
     return _collect("float", series, layers, lag, copies, rounds, steps + lag[-1], steps, samples, compile_s, run_s,
-                    volts_per_unit=1.0)
+                    units_per_volt=1.0)
 
 
 def _collect(precision, series, layers, lag, copies, rounds, window, steps, samples, compile_s, run_s,
-             volts_per_unit: float) -> LavaRun:
+             units_per_volt: float) -> LavaRun:
     shapes = [tuple(layer.out_shape) for layer in layers]
     outputs = []
     for data, shape, delay in zip(series, [*shapes, shapes[-1]], [*lag, lag[-1]], strict=True):
         torch_order = _from_lava(data, _copied_shape(shape, copies))
         outputs.append(_unarrange(torch_order, shape, copies, rounds, window, delay, steps, samples))
     spikes = [o.astype(bool) for o in outputs[:-2]]
-    return LavaRun(precision=precision, spikes=spikes, readout_volts=outputs[-1].astype(np.float64) * volts_per_unit,
+    return LavaRun(precision=precision, spikes=spikes, readout_volts=outputs[-1].astype(np.float64) / units_per_volt,
                    readout_spikes=outputs[-2].astype(bool), copies=copies, lava_steps=rounds * window,
                    compile_s=compile_s, run_s=run_s)
 
