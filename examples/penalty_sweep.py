@@ -49,6 +49,7 @@ class Experiment:
 EXPERIMENTS = {
     "fashion-cnn": Experiment("fashion-mnist", "cnn", 3, (1e-8, 3e-8, 1e-7, 3e-7), (16, 32), (8, 16)),
     "mnist-mlp": Experiment("mnist", "mlp", 5, (1e-6, 3e-6, 1e-5, 3e-5), (400, 200), (100, 50)),
+    "fashion-mlp": Experiment("fashion-mnist", "mlp", 5, (1e-6, 3e-6, 1e-5, 3e-5), (400, 200), (100, 50)),
 }
 QUICK = {"train_limit": 2000, "test_limit": 500, "epochs": 2}
 
