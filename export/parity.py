@@ -74,6 +74,7 @@ class ParityReport:
     energy: list[dict[str, Any]] = field(default_factory=list)
     timing: dict[str, float] = field(default_factory=dict)
     checkpoint: str | None = None
+    differing_samples: list[int] = field(default_factory=list)  # samples with at least one spike bin that differs
 
     @property
     def spike_agreement(self) -> float:
@@ -95,7 +96,7 @@ class ParityReport:
             "accuracy_change": self.lava_accuracy - self.model_accuracy,
             "prediction_agreement": self.prediction_agreement,
             "readout_max_abs_error_volts": self.readout_max_abs_error_volts,
-            "readout_saturated": self.readout_saturated,
+            "readout_saturated": self.readout_saturated, "differing_samples": self.differing_samples,
             "energy": self.energy, "units": {"energy": "J per inference", "timing": "s"}, "timing": self.timing,
         }
 
@@ -175,8 +176,10 @@ def parity_report(model, x: torch.Tensor, labels: torch.Tensor | None, run: Lava
     hidden = out.spikes[1:] if model.records_input else out.spikes
     names = [s.name for s in model.sources if s.name != "input"]
     layers = []
+    differs = np.zeros(int(x.shape[1]), dtype=bool)
     for name, mine, theirs in zip(names, hidden, run.spikes, strict=True):
         reference = mine.detach().cpu().numpy() > 0
+        differs |= (reference != theirs).reshape(reference.shape[0], reference.shape[1], -1).any(axis=(0, 2))
         layers.append(LayerParity(name=name, neurons=int(np.prod(reference.shape[2:])), bins=int(reference.size),
                                   agree=int((reference == theirs).sum()), model_spikes=int(reference.sum()),
                                   lava_spikes=int(theirs.sum())))
@@ -197,7 +200,8 @@ def parity_report(model, x: torch.Tensor, labels: torch.Tensor | None, run: Lava
         samples=int(x.shape[1]), time_steps=int(x.shape[0]), layers=layers, model_accuracy=model_acc,
         lava_accuracy=lava_acc, prediction_agreement=float((model_pred == lava_pred).double().mean()),
         readout_max_abs_error_volts=float((volts - out.voltages.detach().double().cpu()).abs().max()),
-        readout_saturated=int(run.readout_spikes.sum()), energy=energy, timing=run.timing())
+        readout_saturated=int(run.readout_spikes.sum()), energy=energy, timing=run.timing(),
+        differing_samples=np.flatnonzero(differs).tolist())
 
 
 def plot_parity_raster(model, x: torch.Tensor, run: LavaRun, path: str | os.PathLike, sample: int = 0,
@@ -267,7 +271,7 @@ def simulate_model(model, x: torch.Tensor, labels: torch.Tensor | None, precisio
 
     ``qnet`` (fixed point) defaults to ``quantize(model, calibration=x)``, what ``neuromorph export`` writes for these
     samples (a Loihi-exact model ignores the calibration: its export is what was trained). With ``out_dir``, write
-    ``parity.json`` and ``parity_raster.png`` (sample 0) there.
+    ``parity.json`` and ``parity_raster.png`` (the first sample where a spike bin differs, else sample 0) there.
     """
     from export.lava_sim import simulate
     from export.quantize import quantize
@@ -282,9 +286,10 @@ def simulate_model(model, x: torch.Tensor, labels: torch.Tensor | None, precisio
     if out_dir is not None:
         out = Path(out_dir)
         write_json(out / JSON_NAME, report.to_dict())
-        label = f" (label {int(labels[0])})" if labels is not None else ""
-        plot_parity_raster(model, x, run, out / RASTER_NAME, title=f"{model.spec.name}, {dataset} test sample 0"
-                           f"{label}: model vs Lava {precision} point")
+        sample = report.differing_samples[0] if report.differing_samples else 0  # show a difference if there is one
+        label = f" (label {int(labels[sample])})" if labels is not None else ""
+        plot_parity_raster(model, x, run, out / RASTER_NAME, sample=sample, title=f"{model.spec.name}, {dataset} "
+                           f"test sample {sample}{label}: model vs Lava {precision} point")
     return report, run
 
 

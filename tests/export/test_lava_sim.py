@@ -99,6 +99,7 @@ def test_parity_report_counts_disagreement():
                   readout_spikes=np.zeros((8, 4, 4), bool), copies=1, lava_steps=40, compile_s=1.0, run_s=1.0)
     report = parity_report(model, x, out.logits.argmax(1), run, profiles=["loihi1"])
     assert report.layers[0].bins - report.layers[0].agree == 3
+    assert report.differing_samples == [0, 1, 2, 3]  # layer 2 silenced in every sample
     assert report.layers[1].lava_spikes == 0 and report.layers[1].count_ratio == 0
     assert report.model_accuracy == 1.0 and report.lava_accuracy == 1.0 and not report.identical
     assert report.energy[0]["lava_synops"] < report.energy[0]["model_synops"]
