@@ -106,3 +106,14 @@ def test_parity_report_counts_disagreement():
     text = report.format()
     assert "spike bins" in text and "samples/s" in text
     assert report.to_dict()["layers"][0]["agree"] == report.layers[0].agree
+
+
+def test_runner_parity_and_command_modules_import_no_lava():
+    import subprocess
+    import sys
+
+    modules = ["export.lava_sim", "export.parity", "export.simulate_command", "export.loihi_exact"]
+    code = (f"import sys, importlib; [importlib.import_module(m) for m in {modules!r}]; "
+            "from neuromorph.cli import _build_parser; _build_parser(); "
+            "sys.exit(1 if any(m == 'lava' or m.startswith('lava.') for m in sys.modules) else 0)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
