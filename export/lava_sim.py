@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from export.lava_runner import _from_lava
 from export.quantize import QuantizedNet, folded_weight, layer_plans
 from neuromorph.errors import NeuromorphError
 
@@ -200,15 +201,6 @@ def _unarrange(series: np.ndarray, shape: tuple[int, ...], copies: int, rounds: 
     """Lava-time outputs ``[rounds*W, copies*shape...]`` (torch order) -> ``[T, N, *shape]`` on Norse's time."""
     per_round = series.reshape(rounds, window, copies, *shape)[:, delay:delay + steps]
     return per_round.transpose(1, 0, 2, *range(3, 3 + len(shape))).reshape(steps, rounds * copies, *shape)[:, :samples]
-
-
-def _from_lava(series: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """``[steps, W, H, C]`` or flat -> ``[steps, C, H, W]`` (torch order)."""
-    steps = series.shape[0]
-    if len(shape) == 3:
-        channels, height, width = shape
-        return series.reshape(steps, width, height, channels).transpose(0, 3, 2, 1)
-    return series.reshape(steps, *shape)
 
 
 def _ring_data(arranged: np.ndarray, window: int, dtype) -> np.ndarray:
