@@ -168,8 +168,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the best round counts")
     parser.add_argument("--time-steps", type=int, default=16)
     parser.add_argument("--models", nargs="+", choices=["mlp", "cnn"], default=["mlp", "cnn"])
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's own choice); on a machine that "
+                        "is busy with other work, 1 avoids OpenMP threads waiting on each other")
     args = parser.parse_args()
     device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     rows = []
     if "mlp" in args.models:
         rows.append(bench("mlp 784-400-10", mlp_spec(hidden=(400,), time_steps=args.time_steps), 128, args.repeats,
