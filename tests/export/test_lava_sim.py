@@ -117,3 +117,14 @@ def test_runner_parity_and_command_modules_import_no_lava():
             "from neuromorph.cli import _build_parser; _build_parser(); "
             "sys.exit(1 if any(m == 'lava' or m.startswith('lava.') for m in sys.modules) else 0)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+def test_lava_loads_after_a_progress_bar_fixed_the_start_method():
+    import subprocess
+    import sys
+
+    code = ("from tqdm.auto import tqdm; [None for _ in tqdm(range(2), disable=False)]; "
+            "import multiprocessing; assert multiprocessing.get_start_method(allow_none=True) == 'fork'; "
+            "from export.lava_sim import load_lava; load_lava(); import lava.magma.runtime.runtime")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
