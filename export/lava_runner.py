@@ -3,6 +3,7 @@
 Lava is imported here, late, through :func:`neuromorph.lava_compat.import_lava` (the Python 3.11 import hook).
 Lava processes carry no batch: one sample per run. Outputs are returned in torch order (``[C, H, W]``) on Lava's
 time axis, ``steps`` long; :meth:`export.loihi_reference.ReferenceRun.aligned` maps them back to Norse's time.
+This is the one-sample-per-run baseline; :mod:`export.lava_sim` runs many samples per compiled network.
 """
 
 from __future__ import annotations
