@@ -109,11 +109,11 @@ def fixed_point_forward(model, x: torch.Tensor):
         weight, stride, padding, _ = folded_weight(plan, block)
         scale, v_th_mant = layer_scale(spec, plan, weight.detach().numpy(), readout_volts, fp)
         i_decay, v_decay = layer_decays(plan, fp)
-        scaled = scale * plan.a * weight
+        scaled = scale * (plan.a * weight)  # the same operations, in the same order, as export.quantize
         if plan.first_on_host:
             current = _synaptic_input(plan, scaled, h, stride, padding, fp)
             if block.synapse.bias is not None:
-                bias = scale * plan.a * block.synapse.bias.double()
+                bias = plan.a * block.synapse.bias.double() * scale
                 current = current + (bias if current.dim() == 3 else bias[:, None, None])
             limit = 2 ** (fp.synaptic_input_bits - 1)
             a_in = straight_through(current, current.detach().round().clamp(-limit, limit - 1))
