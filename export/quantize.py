@@ -242,7 +242,8 @@ def layer_decays(plan: LayerPlan, fp: LoihiFixedPoint = LOIHI_FIXED_POINT) -> tu
     return i_decay, v_decay
 
 
-def _check_model(spec: ModelSpec, model) -> None:
+def check_exportable(spec: ModelSpec, model) -> None:
+    """Refuse, with one clear error, what has no exact netx form (also what Loihi-exact training cannot model)."""
     n = spec.neuron
     if n.v_leak != n.v_reset:
         raise NeuromorphError(f"netx cannot set Lava's initial voltage: export needs v_leak == v_reset (got "
@@ -257,6 +258,8 @@ def _check_model(spec: ModelSpec, model) -> None:
                                   "Norse's synaptic current but Lava's voltage, from Lava's first step on, while the "
                                   "layer's input arrives one step later per layer; retrain with bias=False")
 
+
+_check_model = check_exportable
 
 READOUT_HEADROOM = 2.0  # calibrated readout: the state range holds twice the largest voltage seen
 

@@ -298,6 +298,10 @@ def _arithmetic(model: SpikingNet, config: TrainConfig, split: Split, device: to
     from neuromorph.spec import FixedPointSpec
 
     spec = model.spec
+    if config.loihi_exact:  # v_leak != v_reset or an on-chip bias have no exact Loihi form
+        from export.quantize import check_exportable
+
+        check_exportable(spec, model)
     if not config.loihi_exact:
         fixed = None
     elif spec.fixed_point is not None:

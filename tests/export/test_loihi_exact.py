@@ -105,3 +105,11 @@ def test_train_and_fine_tune_loihi_exact(tmp_path):
     # resuming keeps the fixed-point arithmetic and its readout bound
     resumed = train(spec, TrainConfig(epochs=3), tmp_path / "exact", resume=True, **data)
     assert resumed.model.spec.fixed_point == ckpt.spec.fixed_point
+
+
+def test_loihi_exact_training_refuses_what_the_chip_cannot_compute(tmp_path):
+    spec = ModelSpec(input_shape=(1, 8, 8), layers=(Flatten(), Dense(8), Dense(4, bias=True)), num_classes=4,
+                     time_steps=4)
+    with pytest.raises(NeuromorphError, match="bias"):
+        train(spec, TrainConfig(epochs=1, loihi_exact=True), tmp_path, train_split=synthetic_split(32),
+              test_split=synthetic_split(16), progress=False)
