@@ -214,43 +214,14 @@ def _ring_data(arranged: np.ndarray, window: int, dtype) -> np.ndarray:
     return np.ascontiguousarray(np.moveaxis(data, 0, -1))
 
 
-LAVA_MULTIPROCESSING = "lava.magma.runtime.message_infrastructure.multiprocessing"
-
-
 def load_lava() -> None:
-    """Import Lava and lava-dl netx (through the Python 3.11 hook), their chatter on stderr.
-
-    Lava's runtime calls ``multiprocessing.set_start_method('fork')`` when it is imported, which fails once anything
-    in the process has fixed the start method (a tqdm progress bar does). When the method is already 'fork', Lava's
-    call is made with ``force=True`` for the duration of the import; another method is refused with a clear error.
-    """
-    import multiprocessing
-
+    """Import Lava and lava-dl netx (through the Python 3.11 hook of :mod:`neuromorph.lava_compat`, which also lets
+    Lava import after a progress bar fixed the multiprocessing start method), their chatter on stderr."""
     from neuromorph.lava_compat import import_lava
 
-    current = multiprocessing.get_start_method(allow_none=True)
-    if LAVA_MULTIPROCESSING in sys.modules or current is None:
-        patch = contextlib.nullcontext()
-    elif current != "fork":
-        raise NeuromorphError(f"Lava runs its processes with the 'fork' start method; this Python process already "
-                              f"uses {current!r}")
-    else:
-        patch = _forced_start_method()
-    with contextlib.redirect_stdout(sys.stderr), patch:
+    with contextlib.redirect_stdout(sys.stderr):
         import_lava("lava.lib.dl.netx")
         import_lava("lava.proc.lif.process")
-
-
-@contextlib.contextmanager
-def _forced_start_method():
-    import multiprocessing
-
-    original = multiprocessing.set_start_method
-    multiprocessing.set_start_method = lambda method, force=False: original(method, force=True)
-    try:
-        yield
-    finally:
-        multiprocessing.set_start_method = original
 
 
 # ---- the two networks -------------------------------------------------------------------------------------------

@@ -10,8 +10,10 @@ variable, the workplace's shared dataset folder ``../shared/datasets`` when it e
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,18 +75,25 @@ def resolve_data_root(root: str | os.PathLike | None = None) -> tuple[Path, bool
     return cache, True
 
 
+def _first_line(error: BaseException, limit: int = 300) -> str:
+    """The error's text on one line (torchvision's download errors span several)."""
+    text = " ".join(line.strip() for line in str(error).splitlines() if line.strip()) or type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _torchvision_split(cls_name: str) -> Callable[[Path, bool, bool], Split]:
     def load(root: Path, train: bool, download: bool) -> Split:
         import torchvision
 
         cls = getattr(torchvision.datasets, cls_name)
         try:
-            dataset = cls(str(root), train=train, download=download)
+            with contextlib.redirect_stdout(sys.stderr):  # torchvision prints its download attempts
+                dataset = cls(str(root), train=train, download=download)
         except RuntimeError as error:
             hint = "" if download else " (downloading is off for this root)"
-            raise NeuromorphError(f"{cls_name} not found under {str(root)!r}{hint}: {error}") from None
+            raise NeuromorphError(f"{cls_name} not found under {str(root)!r}{hint}: {_first_line(error)}") from None
         except OSError as error:
-            raise NeuromorphError(f"could not download {cls_name} into {str(root)!r}: {error}") from None
+            raise NeuromorphError(f"could not download {cls_name} into {str(root)!r}: {_first_line(error)}") from None
         return Split(dataset.data.unsqueeze(1).clone(), dataset.targets.clone().long())
 
     return load
@@ -126,7 +135,9 @@ def _cifar10_split(root: Path, train: bool, download: bool) -> Split:
         try:
             torchvision.datasets.CIFAR10(str(root), train=train, download=True)
         except Exception as error:  # noqa: BLE001
-            raise NeuromorphError(f"CIFAR-10 not under {str(root)!r} and could not be downloaded: {error}") from None
+            raise NeuromorphError(
+                f"CIFAR-10 not under {str(root)!r} and could not be downloaded: {_first_line(error)}"
+            ) from None
         return read_cifar10(root / CIFAR_FOLDER, train)
     raise NeuromorphError(
         f"CIFAR-10 not found under {str(root)!r}: pass --data-root pointing at a folder holding {CIFAR_FOLDER}/"

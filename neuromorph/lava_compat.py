@@ -82,9 +82,19 @@ def install() -> None:
         sys.meta_path.insert(0, _VarModelFinder())
 
 
+LAVA_MULTIPROCESSING = "lava.magma.runtime.message_infrastructure.multiprocessing"
+
+
 def import_lava(module: str = "lava.magma.core.run_configs") -> ModuleType:
-    """Install the hook and import a Lava module, with one clear error when Lava is not installed."""
+    """Install the hook and import a Lava module, with one clear error when Lava is not installed, or when this
+    process already runs multiprocessing with a start method other than the 'fork' that Lava needs."""
+    import multiprocessing
+
     install()
+    current = multiprocessing.get_start_method(allow_none=True)
+    if LAVA_MULTIPROCESSING not in sys.modules and current not in (None, "fork"):
+        raise NeuromorphError(f"Lava runs its processes with the 'fork' start method; this Python process already "
+                              f"uses {current!r}")
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as error:
