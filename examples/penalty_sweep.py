@@ -95,11 +95,21 @@ def min_cost_at_accuracy(points: list[dict], accuracy: float, x: str) -> float |
     return min(eligible) if eligible else None
 
 
-def plot_pareto(results: list[dict], path: Path, title: str, profile: str) -> None:
+def plot_pareto(results: list[dict], path: Path, title: str, profile: str, window: float = 4.0) -> None:
+    """Accuracy against SynOps and against energy (log scales), each penalty's Pareto front as a step line.
+
+    The accuracy axis spans ``window`` points below the best run; runs that collapsed below it are counted in the
+    title instead of squashing the axis.
+    """
     from neuromorph.plots import _pyplot, save_figure
 
     plt = _pyplot()
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+    from matplotlib.ticker import NullFormatter
+
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    best = 100 * max(r["test_accuracy"] for r in results)
+    low = best - window
+    hidden = sum(100 * r["test_accuracy"] < low for r in results)
     groups: dict[str, list[dict]] = {}
     for r in results:
         groups.setdefault(label(r), []).append(r)
@@ -107,15 +117,18 @@ def plot_pareto(results: list[dict], path: Path, title: str, profile: str) -> No
                               ("energy_j", axes[1], f"energy per inference on {profile} (µJ)")):
         scale = 1e6 if x == "energy_j" else 1.0
         for name, points in sorted(groups.items()):
-            line = axis.scatter([scale * r[x] for r in points], [100 * r["test_accuracy"] for r in points],
-                                label=name, alpha=0.6)
-            front = pareto_front(points, x)
+            shown = [r for r in points if r[x] > 0]
+            line = axis.scatter([scale * r[x] for r in shown], [100 * r["test_accuracy"] for r in shown],
+                                label=name, alpha=0.7)
+            front = pareto_front(shown, x)
             axis.step([scale * r[x] for r in front], [100 * r["test_accuracy"] for r in front], where="post",
                       color=line.get_facecolor()[0], alpha=0.9)
-        axis.set(xlabel=xlabel, ylabel="test accuracy (%)")
-        axis.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    figure.suptitle(title)
+        axis.set(xlabel=xlabel, ylabel="test accuracy (%)", xscale="log", ylim=(low, best + 0.5))
+        axis.xaxis.set_minor_formatter(NullFormatter())
+        axis.grid(alpha=0.3, which="both")
+    axes[0].legend(fontsize=8, loc="lower right")
+    note = f" ({hidden} run(s) below {low:.1f} % not shown)" if hidden else ""
+    figure.suptitle(title + note)
     save_figure(figure, path)
 
 
