@@ -101,9 +101,9 @@ def plot_pareto(results: list[dict], path: Path, title: str, profile: str, windo
     The accuracy axis spans ``window`` points below the best run; runs that collapsed below it are counted in the
     title instead of squashing the axis.
     """
-    from neuromorph.plots import _pyplot, save_figure
+    from neuromorph.plots import pyplot, save_figure
 
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.ticker import NullFormatter
 
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))

@@ -208,9 +208,9 @@ def plot_parity_raster(model, x: torch.Tensor, run: LavaRun, path: str | os.Path
                        max_neurons: int = 200, title: str = "") -> Path:
     """Spike raster of one sample, model against Lava: one panel per hidden layer (model: black ticks, Lava: red
     dots, bins that differ circled) and the readout voltages (model solid, Lava dashed)."""
-    from neuromorph.plots import _pyplot, save_figure
+    from neuromorph.plots import pyplot, save_figure
 
-    plt = _pyplot()
+    plt = pyplot()
     with torch.no_grad():
         out = model(x[:, sample:sample + 1])
     hidden = out.spikes[1:] if model.records_input else out.spikes

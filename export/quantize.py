@@ -259,8 +259,6 @@ def check_exportable(spec: ModelSpec, model) -> None:
                                   "layer's input arrives one step later per layer; retrain with bias=False")
 
 
-_check_model = check_exportable
-
 READOUT_HEADROOM = 2.0  # calibrated readout: the state range holds twice the largest voltage seen
 
 
@@ -279,7 +277,7 @@ def quantize(model, calibration: torch.Tensor | None = None, fp: LoihiFixedPoint
     (``spec.fixed_point`` set) uses the readout bound it was trained with, so that the export is what was trained.
     """
     spec: ModelSpec = model.spec
-    _check_model(spec, model)
+    check_exportable(spec, model)
     readout_volts = None
     if spec.fixed_point is not None:
         readout_volts = spec.fixed_point.readout_volts

@@ -47,7 +47,6 @@ PATCHES = {
     "lava.magma.compiler.var_model": patch_var_model_source,
     "lava.magma.runtime.message_infrastructure.multiprocessing": patch_start_method_source,
 }
-PATCHED_MODULE = "lava.magma.compiler.var_model"
 
 
 class _PatchingLoader(importlib.machinery.SourceFileLoader):

@@ -90,7 +90,7 @@ PENALTIES: dict[str, Penalty] = {
         Penalty("synaptic", synaptic_penalty, "spiking synaptic penalty: (1/p) sum psi * s**p = SynOps/p"),
         Penalty("rate_l2", rate_l2_penalty, "L2 on firing rates, sum (mean_t s)**2"),
         Penalty("energy", _built_per_model, "joules per sample on --device-profile (spike-driven energy + neuron "
-                "updates; lambda ~ 1e5 to 1e7 on Loihi)", factory=_energy_factory),
+                "updates; lambda 1e6 on loihi1 for the MNIST MLP)", factory=_energy_factory),
     )
 }
 

@@ -16,7 +16,7 @@ import torch
 from neuromorph.io import atomic_write
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -29,13 +29,13 @@ def save_figure(figure, path: str | os.PathLike, dpi: int = 120) -> Path:
     """Render ``figure`` to PNG and write it atomically; closes the figure."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    _pyplot().close(figure)
+    pyplot().close(figure)
     return atomic_write(path, lambda handle: handle.write(buffer.getvalue()))
 
 
 def plot_training_curves(history: Sequence[dict[str, Any]], path: str | os.PathLike, title: str = "") -> Path:
     """Test accuracy and synaptic operations per sample against epoch."""
-    plt = _pyplot()
+    plt = pyplot()
     epochs = [r["epoch"] for r in history]
     figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
     left.plot(epochs, [100 * r["test_accuracy"] for r in history], "o-", label="test")
@@ -67,7 +67,7 @@ def plot_spike_raster(
 
     Layers wider than ``max_neurons`` show their first ``max_neurons`` neurons (the panel title says so).
     """
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(len(spikes), 1, figsize=(7, 1.2 + 1.6 * len(spikes)), squeeze=False, sharex=True)
     for axis, s, name in zip(axes[:, 0], spikes, names, strict=True):
         trains = s[:, sample].reshape(s.shape[0], -1).detach().cpu()
