@@ -9,6 +9,9 @@ Pareto front).
     # the paper's grid: no penalty, spike count, synaptic p = 1 and p = 2 (Fashion-MNIST CNN, MNIST MLP)
     python examples/penalty_sweep.py --experiment fashion-cnn --out runs/paper_fashion_cnn
     python examples/penalty_sweep.py --experiment mnist-mlp --out runs/paper_mnist_mlp --seeds 0 1 2
+    # two processes share one sweep (one per core, OMP_NUM_THREADS=1 each); results.json collects both
+    python examples/penalty_sweep.py --experiment fashion-cnn --out runs/paper_fashion_cnn --shard 1/2 &
+    python examples/penalty_sweep.py --experiment fashion-cnn --out runs/paper_fashion_cnn --shard 2/2
     python examples/penalty_sweep.py --experiment mnist-mlp --quick --out runs/quick   # minutes, sliced data
     # any grid: a point is PENALTY:LAMBDA or PENALTY:LAMBDA:P
     python examples/penalty_sweep.py --dataset mnist --model mlp --epochs 5 \\
@@ -22,7 +25,10 @@ mean fan-out of the network (so both penalties weigh a spike of an average neuro
 from __future__ import annotations
 
 import argparse
+import fcntl
+import json
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,11 +71,47 @@ def parse_point(text: str) -> tuple[str, float, float]:
 
 
 def preset_points(lambdas, mean_fan_out: float) -> list[tuple[str, float, float]]:
+    """No penalty, then spike count and synaptic p = 1 side by side for each lambda, then synaptic p = 2.
+
+    The order is the training order: a sweep stopped early has compared the two penalties at the lambdas it reached.
+    """
     points = [("none", 0.0, 1.0)]
-    points += [("spikes", lam * mean_fan_out, 1.0) for lam in lambdas]
-    points += [("synaptic", lam, 1.0) for lam in lambdas]
+    for lam in lambdas:
+        points += [("spikes", lam * mean_fan_out, 1.0), ("synaptic", lam, 1.0)]
     points += [("synaptic", 2 * lam, 2.0) for lam in lambdas]
     return points
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected K/N (e.g. 1/2), got {text!r}") from None
+    if not 1 <= index <= count:
+        raise argparse.ArgumentTypeError(f"shard K/N needs 1 <= K <= N, got {text!r}")
+    return index, count
+
+
+@contextmanager
+def locked(path: Path):
+    """An exclusive lock on ``path`` (a lock file), so that shards update results.json one at a time."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def read_results(path: Path, spec_dict: dict, epochs: int) -> dict:
+    """The points stored in ``path`` (empty if there is none yet); refuses a file from another model or epochs."""
+    if not path.is_file():
+        return {}
+    stored = json.loads(path.read_text())
+    if stored.get("spec") != spec_dict or stored.get("epochs") != epochs:
+        raise NeuromorphError(f"{path} holds a different model or epoch count: use another --out")
+    return stored.get("points", {})
 
 
 def point_key(penalty: str, lam: float, power: float, seed: int) -> str:
@@ -157,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
                              f"images, {QUICK['epochs']} epochs, smaller networks")
     parser.add_argument("--profile", default="loihi1", help="device profile for the energy column")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (a GPU when there is one)")
+    parser.add_argument("--shard", type=parse_shard, default=(1, 1), metavar="K/N",
+                        help="train only every N-th point, starting at the K-th; run N processes with the same --out "
+                             "(one per core) and they share results.json")
     parser.add_argument("--out", required=True, help="folder for results.json, pareto.png and one run per point")
     args = parser.parse_args(argv)
 
@@ -187,49 +232,58 @@ def main(argv: list[str] | None = None) -> int:
         raise NeuromorphError("give --experiment or --points")
 
     out = Path(args.out)
-    results_path = out / "results.json"
-    stored = {}
-    if results_path.is_file():
-        import json
-
-        stored = json.loads(results_path.read_text())
-        if stored.get("spec") != spec.to_dict() or stored.get("epochs") != epochs:
-            raise NeuromorphError(f"{results_path} holds a different model or epoch count: use another --out")
-    results = stored.get("points", {})
+    results_path, lock_path = out / "results.json", out / ".results.lock"
+    with locked(lock_path):
+        results = read_results(results_path, spec.to_dict(), epochs)
     train_split = load_split(dataset, True, args.data_root, train_limit)
     test_split = load_split(dataset, False, args.data_root, test_limit)
-    print(f"{spec.name} on {dataset}: {len(points) * len(args.seeds)} points, {epochs} epochs each, "
-          f"{len(train_split)} training / {len(test_split)} test images", flush=True)
+    jobs = [(penalty, lam, power, seed) for penalty, lam, power in points for seed in args.seeds]
+    shard, shards = args.shard
+    mine = jobs[shard - 1::shards]
+    print(f"{spec.name} on {dataset}: {len(jobs)} points" + (f" ({len(mine)} in shard {shard}/{shards})"
+                                                            if shards > 1 else "")
+          + f", {epochs} epochs each, {len(train_split)} training / {len(test_split)} test images", flush=True)
 
-    for penalty, lam, power in points:
-        for seed in args.seeds:
-            key = point_key(penalty, lam, power, seed)
-            run_dir = out / key.replace(":", "_").replace("=", "")
-            if key in results and "energy_j" not in results[key]:  # trained by an earlier version: price it now
-                from neuromorph.checkpoint import load_checkpoint
-
-                model = load_checkpoint(run_dir).build_model()
-                results[key].update(priced(energy_report(model, dataset=dataset, profiles=[args.profile],
-                                                         split=test_split, device=args.device, seed=seed), args))
-            if key in results:
-                print(f"{key}: done already, skipped", flush=True)
-                continue
-            config = TrainConfig(dataset=dataset, data_root=args.data_root, epochs=epochs,
-                                 batch_size=args.batch_size, seed=seed, penalty=penalty, lam=lam, power=power,
-                                 train_limit=train_limit, test_limit=test_limit, device=args.device)
-            run = train(spec, config, out_dir=run_dir, progress=False,
-                        train_split=train_split, test_split=test_split,
-                        on_epoch=lambda r, key=key: print(
-                            f"{key} epoch {r['epoch']}: test acc {100 * r['test_accuracy']:.2f}% "
-                            f"SynOps/sample {r['synops_per_sample']:,.0f} ({r['train_seconds']:.0f} s)", flush=True))
-            report = energy_report(run.model, dataset=dataset, profiles=[args.profile], split=test_split,
-                                   device=args.device, seed=seed)
-            results[key] = {"penalty": penalty, "lam": lam, "power": power, "seed": seed, **run.final,
-                            **priced(report, args)}
+    def store(key: str, record: dict) -> None:
+        """Merge one point into results.json under the lock (other shards may have added theirs meanwhile)."""
+        with locked(lock_path):
+            results.update(read_results(results_path, spec.to_dict(), epochs))
+            results[key] = record
             write_json(results_path, {"dataset": dataset, "model": model_kind, "epochs": epochs, "quick": args.quick,
                                       "train_images": len(train_split), "test_images": len(test_split),
                                       "spec": spec.to_dict(), "profile": args.profile, "points": results})
 
+    for penalty, lam, power, seed in mine:
+        key = point_key(penalty, lam, power, seed)
+        run_dir = out / key.replace(":", "_").replace("=", "")
+        if key in results and "energy_j" not in results[key]:  # trained by an earlier version: price it now
+            from neuromorph.checkpoint import load_checkpoint
+
+            model = load_checkpoint(run_dir).build_model()
+            store(key, {**results[key], **priced(energy_report(model, dataset=dataset, profiles=[args.profile],
+                                                                 split=test_split, device=args.device, seed=seed),
+                                                   args)})
+        if key in results:
+            print(f"{key}: done already, skipped", flush=True)
+            continue
+        config = TrainConfig(dataset=dataset, data_root=args.data_root, epochs=epochs,
+                             batch_size=args.batch_size, seed=seed, penalty=penalty, lam=lam, power=power,
+                             train_limit=train_limit, test_limit=test_limit, device=args.device)
+        run = train(spec, config, out_dir=run_dir, progress=False,
+                    train_split=train_split, test_split=test_split,
+                    on_epoch=lambda r, key=key: print(
+                        f"{key} epoch {r['epoch']}: test acc {100 * r['test_accuracy']:.2f}% "
+                        f"SynOps/sample {r['synops_per_sample']:,.0f} ({r['train_seconds']:.0f} s)", flush=True))
+        report = energy_report(run.model, dataset=dataset, profiles=[args.profile], split=test_split,
+                               device=args.device, seed=seed)
+        store(key, {"penalty": penalty, "lam": lam, "power": power, "seed": seed, **run.final,
+                    **priced(report, args)})
+
+    with locked(lock_path):
+        results.update(read_results(results_path, spec.to_dict(), epochs))
+    if not results:
+        print("no point finished yet")
+        return 0
     rows = []
     all_points = list(results.values())
     for r in sorted(all_points, key=lambda r: (r["penalty"] != "none", r["penalty"], r["power"], r["lam"], r["seed"])):
