@@ -12,15 +12,21 @@ infrastructure) ``force=True``: without it, importing Lava fails with "context h
 that touched multiprocessing first (tqdm does, by creating a multiprocessing lock for its first progress bar).
 Lava needs the fork start method, which is Linux's default on Python 3.11 anyway.
 
+lava-dl prints a notice on stdout at import ("Prophesee Dataset Toolbox could not be found", about an
+object-detection dataset neuromorph does not use); :func:`import_lava` drops it, so that stdout stays clean for
+tables and JSON, and sends anything else printed at import to stderr.
+
 Heavy backends load late: ``import neuromorph`` does not import Lava.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import io
 import re
 import sys
 from types import ModuleType
@@ -94,8 +100,10 @@ def import_lava(module: str = "lava.magma.core.run_configs") -> ModuleType:
     if LAVA_MULTIPROCESSING not in sys.modules and current not in (None, "fork"):
         raise NeuromorphError(f"Lava runs its processes with the 'fork' start method; this Python process already "
                               f"uses {current!r}")
+    printed = io.StringIO()
     try:
-        return importlib.import_module(module)
+        with contextlib.redirect_stdout(printed):
+            return importlib.import_module(module)
     except ModuleNotFoundError as error:
         if error.name and error.name.split(".")[0] == "lava":
             raise NeuromorphError(
@@ -103,3 +111,16 @@ def import_lava(module: str = "lava.magma.core.run_configs") -> ModuleType:
                 "with --no-deps --ignore-requires-python)"
             ) from None
         raise
+    finally:
+        _forward_import_output(printed.getvalue())
+
+
+_IMPORT_NOTICE = re.compile(r"WARNING: Prophesee Dataset Toolbox could not be found!\n\s*Only Prophesee DVS demo will "
+                            r"not run properly\.\n")
+
+
+def _forward_import_output(text: str) -> None:
+    """Drop lava-dl's Prophesee notice from what Lava printed at import; the rest goes to stderr."""
+    text = _IMPORT_NOTICE.sub("", text)
+    if text:
+        sys.stderr.write(text)

@@ -38,6 +38,18 @@ def test_lava_fails_without_the_hook_and_imports_with_it():
     assert hasattr(netx, "hdf5") and hasattr(netx.hdf5, "Network")
 
 
+def test_importing_netx_leaves_stdout_clean():
+    """lava-dl prints a Prophesee notice on stdout at import; neuromorph's JSON and tables must not get it."""
+    code = "from neuromorph.lava_compat import import_lava; import_lava('lava.lib.dl.netx')"
+    bare = subprocess.run([sys.executable, "-c", code.replace("import_lava('lava.lib.dl.netx')",
+                                                               "import_lava(); import lava.lib.dl.netx")],
+                          capture_output=True, text=True)
+    assert bare.returncode == 0 and "Prophesee" in bare.stdout  # the notice this test is about still exists
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout == "" and "Prophesee" not in result.stderr
+
+
 @pytest.mark.parametrize("tag", ["floating_pt", "fixed_pt"])
 def test_two_neuron_network_runs(tag):
     """LIF A (bias 3, threshold 10, no leak) spikes every 4th step; through a Dense weight of 20 it makes LIF B
