@@ -1,4 +1,5 @@
 """``neuromorph export``: write a checkpoint as a NIR graph or as lava-dl netx HDF5 (Loihi fixed point).
+``neuromorph import-nir``: the other way, a NIR graph (from this project or another tool) as a checkpoint.
 
 Registered through ``neuromorph.cli.COMMAND_MODULES``. Imports nothing heavy at module level.
 """
@@ -15,7 +16,8 @@ FORMATS = ("nir", "netx")
 
 
 def add_parser(subparsers) -> None:
-    from neuromorph.cli import add_data_arguments
+    from neuromorph.cli import add_data_arguments, positive_int
+    from neuromorph.data import DATASETS
 
     parser = subparsers.add_parser(
         "export", help="export a checkpoint to NIR or to lava-dl netx (Loihi fixed point)",
@@ -37,6 +39,26 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--report", metavar="FILE", help="netx: also write the quantization report as JSON")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(handler=run_export)
+
+    imports = subparsers.add_parser(
+        "import-nir", help="turn a NIR graph (from neuromorph, Norse, snnTorch, ...) into a checkpoint",
+        description="Read a NIR graph and write it as a neuromorph checkpoint, so that evaluate, energy, export "
+                    "(netx) and simulate work on it, and `train --init-from` fine-tunes it. The graph must be a "
+                    "feed-forward chain Input -> (Linear|Affine|Conv2d [-> pooling/flatten] -> CubaLIF|LIF)* -> "
+                    "Linear|Affine -> CubaLI|LI -> Output; unsupported nodes are refused by name. Graphs written by "
+                    "`neuromorph export --format nir` carry their time step and step count; for others give --dt "
+                    "(and --time-steps).")
+    imports.add_argument("graph", metavar="FILE.nir", help="NIR file to read")
+    imports.add_argument("--out", required=True, metavar="DIR",
+                         help="folder for checkpoint.pt (or a file name ending in .pt)")
+    imports.add_argument("--dt", type=float, metavar="SECONDS",
+                         help="simulation time step (default: the graph's metadata dt_s; required without it)")
+    imports.add_argument("--time-steps", type=positive_int, metavar="T",
+                         help="time steps per sample (default: the graph's metadata, else 16)")
+    imports.add_argument("--dataset", choices=list(DATASETS),
+                         help="dataset the network is for, recorded as the default of the other commands")
+    imports.add_argument("--json", action="store_true", help="print the imported model description as JSON")
+    imports.set_defaults(handler=run_import)
 
 
 def _samples(ckpt, args, count: int):
@@ -110,3 +132,54 @@ def _lava_check(path, qnet, inputs, log) -> None:
               f"{'identical' if same else 'DIFFERS'}", file=log)
         if not same:
             raise NeuromorphError("the numpy reference does not match Lava on this network")
+
+
+def _fit_input(model, expected: tuple[int, ...], dataset: str):
+    """Give a graph that takes flat vectors (as most MLP exports do) the dataset's image shape and a Flatten."""
+    import dataclasses
+    import math
+
+    from neuromorph.models import build_model
+    from neuromorph.spec import Flatten
+
+    spec = model.spec
+    if tuple(spec.input_shape) == expected:
+        return model
+    if len(spec.input_shape) != 1 or spec.input_shape[0] != math.prod(expected):
+        raise NeuromorphError(f"{dataset} images are {expected}, the graph takes {tuple(spec.input_shape)}")
+    fitted = build_model(dataclasses.replace(spec, input_shape=expected, layers=(Flatten(), *spec.layers)))
+    fitted.load_state_dict(model.state_dict())  # the flatten is a pass-through: the weights keep their names
+    return fitted.eval()
+
+
+def run_import(args: argparse.Namespace) -> int:
+    import math
+    from pathlib import Path
+
+    from export.nir_import import from_nir, read_nir
+    from neuromorph.checkpoint import Checkpoint, save_checkpoint
+
+    if args.dt is not None and not (math.isfinite(args.dt) and args.dt > 0):
+        raise NeuromorphError(f"--dt must be a positive number of seconds, got {args.dt}")
+    model = from_nir(read_nir(args.graph), dt_s=args.dt, time_steps=args.time_steps)
+    if args.dataset:
+        from neuromorph.data import dataset_info
+
+        expected = tuple(dataset_info(args.dataset).input_shape)
+        model = _fit_input(model, expected, args.dataset)
+    config = {"imported_from": str(args.graph), "seed": 0}
+    if args.dataset:
+        config["dataset"] = args.dataset
+    ckpt = Checkpoint(spec=model.spec, model_state=model.state_dict(), train_config=config)
+    ckpt.build_model()  # refuses NaN or infinite weights before anything is written
+    out = Path(args.out)
+    path = save_checkpoint(out if out.suffix == ".pt" else out / "checkpoint.pt", ckpt)
+    log = sys.stderr if args.json else sys.stdout
+    spec = model.spec
+    layers = " -> ".join(type(layer).__name__.lower() for layer in spec.layers)
+    print(f"imported {args.graph}: {layers}, input {list(spec.input_shape)}, {spec.num_classes} classes, "
+          f"{spec.neuron.cell} neurons, dt {spec.dt_s} s, {spec.time_steps} steps", file=log)
+    print(f"wrote checkpoint {path}", file=log)
+    if args.json:
+        print(json.dumps({"checkpoint": str(path), "spec": spec.to_dict()}, indent=2))
+    return 0

@@ -10,7 +10,7 @@ import torch
 
 from export.nir_import import load_nir
 from neuromorph.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from neuromorph.spec import NeuronSpec, mlp_spec
+from neuromorph.spec import Flatten, NeuronSpec, mlp_spec
 from tests.export.conftest import firing_model
 from tests.helpers import write_cifar_batches
 from tests.neuromorph.test_cli import assert_one_line_error, run_cli
@@ -75,3 +75,78 @@ def test_export_errors_leave_nothing_behind(tmp_path):
         assert_one_line_error(run_cli(*args, "--out", str(out / "model.file")), code, fragment)
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.pt", "foreign.pt", "leaky.pt", "nan.pt"]
+
+
+def _foreign_graph(in_features: int, nan: bool = False):
+    """A graph as another tool writes it: no metadata (no dt), Affine/CubaLIF/LI."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    w1 = rng.normal(size=(12, in_features)).astype(np.float32)
+    if nan:
+        w1[0, 0] = np.nan
+    ones = np.ones(12, dtype=np.float32)
+    return nir.NIRGraph(nodes={
+        "in": nir.Input(input_type={"input": np.array([in_features])}),
+        "fc1": nir.Linear(weight=w1),
+        "lif": nir.CubaLIF(tau_syn=ones * 0.005, tau_mem=ones * 0.01, r=ones, v_leak=ones * 0, v_threshold=ones,
+                           v_reset=ones * 0, w_in=ones),
+        "fc2": nir.Linear(weight=rng.normal(size=(10, 12)).astype(np.float32)),
+        "li": nir.LI(tau=np.full(10, 0.01, np.float32), r=np.ones(10, np.float32), v_leak=np.zeros(10, np.float32)),
+        "out": nir.Output(output_type={"output": np.array([10])}),
+    }, edges=[("in", "fc1"), ("fc1", "lif"), ("lif", "fc2"), ("fc2", "li"), ("li", "out")])
+
+
+def test_import_nir_round_trip_then_evaluate(tmp_path, data_root):
+    """export --format nir, then import-nir: the same model, and the other commands take the result."""
+    ckpt = make_checkpoint(tmp_path / "ckpt.pt")
+    graph = tmp_path / "model.nir"
+    assert run_cli("export", str(ckpt), "--format", "nir", "--out", str(graph)).returncode == 0
+    result = run_cli("import-nir", str(graph), "--out", str(tmp_path / "imported"), "--dataset", "cifar10", "--json")
+    assert result.returncode == 0, result.stderr
+    assert "wrote checkpoint" in result.stderr and json.loads(result.stdout)["spec"]["time_steps"] == 4
+    original, imported = load_checkpoint(ckpt), load_checkpoint(tmp_path / "imported")
+    assert imported.spec == original.spec and imported.train_config["dataset"] == "cifar10"
+    x = torch.rand(4, 3, 3, 32, 32)
+    a, b = original.build_model()(x), imported.build_model()(x)
+    assert torch.equal(a.spikes[0], b.spikes[0]) and torch.equal(a.voltages, b.voltages)
+    evaluated = run_cli("evaluate", str(tmp_path / "imported"), "--data-root", str(data_root), "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "synops_per_sample" in json.loads(evaluated.stdout)
+
+
+def test_import_nir_foreign_graph_needs_dt(tmp_path):
+    graph = tmp_path / "foreign.nir"
+    nir.write(graph, _foreign_graph(784))
+    out = tmp_path / "imported"
+    assert_one_line_error(run_cli("import-nir", str(graph), "--out", str(out)), 1, "records no time step")
+    assert not out.exists()
+    result = run_cli("import-nir", str(graph), "--out", str(out), "--dt", "1e-3", "--time-steps", "8")
+    assert result.returncode == 0, result.stderr
+    spec = load_checkpoint(out).spec
+    assert spec.time_steps == 8 and spec.dt_s == 1e-3 and spec.neuron.tau_mem_inv == pytest.approx(100)
+    assert spec.input_shape == (784,)
+    flat = load_checkpoint(out).build_model()
+    result = run_cli("import-nir", str(graph), "--out", str(tmp_path / "mnist.pt"), "--dt", "1e-3",
+                     "--time-steps", "8", "--dataset", "mnist")
+    assert result.returncode == 0, result.stderr  # flat input fitted to MNIST's images with a leading Flatten
+    fitted = load_checkpoint(tmp_path / "mnist.pt")
+    assert fitted.spec.input_shape == (1, 28, 28) and fitted.spec.layers[0] == Flatten()
+    x = torch.rand(8, 2, 1, 28, 28)
+    assert torch.equal(fitted.build_model()(x).voltages, flat(x.flatten(2)).voltages)
+
+
+@pytest.mark.parametrize("problem, fragment", [
+    ("corrupt", "not a readable NIR file"), ("nan", "NaN"), ("dataset", "the graph takes"), ("dt", "--dt must be"),
+])
+def test_import_nir_bad_input_writes_nothing(tmp_path, problem, fragment):
+    graph = tmp_path / "model.nir"
+    if problem == "corrupt":
+        graph.write_bytes(b"\x89HDF\r\n garbage")
+    else:
+        nir.write(graph, _foreign_graph(784 if problem != "dataset" else 100, nan=problem == "nan"))
+    extra = {"dataset": ["--dataset", "mnist"], "dt": ["--dt", "-1"]}.get(problem, [])
+    out = tmp_path / "imported"
+    dt = [] if problem == "dt" else ["--dt", "1e-3"]
+    assert_one_line_error(run_cli("import-nir", str(graph), "--out", str(out), *dt, *extra), 1, fragment)
+    assert not out.exists()
