@@ -104,13 +104,14 @@ def locked(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def read_results(path: Path, spec_dict: dict, epochs: int) -> dict:
-    """The points stored in ``path`` (empty if there is none yet); refuses a file from another model or epochs."""
+def read_results(path: Path, spec_dict: dict, epochs: int, lr: float = 1e-3) -> dict:
+    """The points stored in ``path`` (empty if there is none yet); refuses a file from another model, epoch count
+    or learning rate."""
     if not path.is_file():
         return {}
     stored = json.loads(path.read_text())
-    if stored.get("spec") != spec_dict or stored.get("epochs") != epochs:
-        raise NeuromorphError(f"{path} holds a different model or epoch count: use another --out")
+    if stored.get("spec") != spec_dict or stored.get("epochs") != epochs or stored.get("lr", 1e-3) != lr:
+        raise NeuromorphError(f"{path} holds a different model, epoch count or learning rate: use another --out")
     return stored.get("points", {})
 
 
@@ -191,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", help="hidden sizes (mlp) or conv channels (cnn)")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     parser.add_argument("--time-steps", type=int, default=16)
     parser.add_argument("--train-limit", type=int)
     parser.add_argument("--test-limit", type=int)
@@ -234,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     results_path, lock_path = out / "results.json", out / ".results.lock"
     with locked(lock_path):
-        results = read_results(results_path, spec.to_dict(), epochs)
+        results = read_results(results_path, spec.to_dict(), epochs, args.lr)
     train_split = load_split(dataset, True, args.data_root, train_limit)
     test_split = load_split(dataset, False, args.data_root, test_limit)
     jobs = [(penalty, lam, power, seed) for penalty, lam, power in points for seed in args.seeds]
@@ -247,9 +249,10 @@ def main(argv: list[str] | None = None) -> int:
     def store(key: str, record: dict) -> None:
         """Merge one point into results.json under the lock (other shards may have added theirs meanwhile)."""
         with locked(lock_path):
-            results.update(read_results(results_path, spec.to_dict(), epochs))
+            results.update(read_results(results_path, spec.to_dict(), epochs, args.lr))
             results[key] = record
-            write_json(results_path, {"dataset": dataset, "model": model_kind, "epochs": epochs, "quick": args.quick,
+            write_json(results_path, {"dataset": dataset, "model": model_kind, "epochs": epochs, "lr": args.lr,
+                                      "quick": args.quick,
                                       "train_images": len(train_split), "test_images": len(test_split),
                                       "spec": spec.to_dict(), "profile": args.profile, "points": results})
 
@@ -267,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{key}: done already, skipped", flush=True)
             continue
         config = TrainConfig(dataset=dataset, data_root=args.data_root, epochs=epochs,
-                             batch_size=args.batch_size, seed=seed, penalty=penalty, lam=lam, power=power,
+                             batch_size=args.batch_size, lr=args.lr, seed=seed, penalty=penalty, lam=lam, power=power,
                              train_limit=train_limit, test_limit=test_limit, device=args.device)
         run = train(spec, config, out_dir=run_dir, progress=False,
                     train_split=train_split, test_split=test_split,
@@ -280,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
                     **priced(report, args)})
 
     with locked(lock_path):
-        results.update(read_results(results_path, spec.to_dict(), epochs))
+        results.update(read_results(results_path, spec.to_dict(), epochs, args.lr))
     if not results:
         print("no point finished yet")
         return 0

@@ -63,5 +63,7 @@ def test_shards_share_results_and_resume(tmp_path, capsys):
     assert sweep.main([*TINY, *out]) == 0  # everything is done: nothing is trained again
     printed = capsys.readouterr().out
     assert printed.count("done already, skipped") == 4 and "epoch 1" not in printed
-    with pytest.raises(NeuromorphError, match="different model or epoch count"):
+    with pytest.raises(NeuromorphError, match="different model, epoch count or learning rate"):
         sweep.main([*[a if a != "16" else "24" for a in TINY], *out])
+    with pytest.raises(NeuromorphError, match="learning rate"):
+        sweep.main([*TINY, *out, "--lr", "3e-3"])
