@@ -188,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-root")
     parser.add_argument("--model", choices=["mlp", "cnn"], default="mlp")
     parser.add_argument("--points", nargs="+", type=parse_point, help="PENALTY:LAMBDA[:P] ... (instead of a preset)")
+    parser.add_argument("--lambdas", type=float, nargs="+",
+                        help="with --experiment: these lambdas (synaptic scale) instead of the preset's, trained in "
+                             "the order given; the spike-count and p = 2 points are derived as the preset does")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--sizes", type=int, nargs="+", help="hidden sizes (mlp) or conv channels (cnn)")
     parser.add_argument("--epochs", type=int)
@@ -229,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
 
         psi = model_fan_outs(spec)
         mean_fan_out = float(sum(p.sum() for p in psi) / sum(p.numel() for p in psi))
-        points = preset_points(preset.lambdas, mean_fan_out)
+        points = preset_points(args.lambdas or preset.lambdas, mean_fan_out)
     else:
         raise NeuromorphError("give --experiment or --points")
 
