@@ -115,8 +115,8 @@ def import_lava(module: str = "lava.magma.core.run_configs") -> ModuleType:
         _forward_import_output(printed.getvalue())
 
 
-_IMPORT_NOTICE = re.compile(r"WARNING: Prophesee Dataset Toolbox could not be found!\n\s*Only Prophesee DVS demo will "
-                            r"not run properly\.\n")
+# the warning line and its indented continuation lines ("Only Prophesee DVS demo ...", "Please install it from ...")
+_IMPORT_NOTICE = re.compile(r"WARNING: Prophesee Dataset Toolbox could not be found!\n(?:[ \t]+.*\n)*")
 
 
 def _forward_import_output(text: str) -> None:
