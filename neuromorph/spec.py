@@ -83,7 +83,8 @@ class NeuronSpec:
     """Norse LIF parameters of every hidden layer (DESIGN.md section 3).
 
     ``cell`` is ``lif`` (``LIFCell``, current-based synapse) or ``lifbox`` (``LIFBoxCell``, no synaptic current
-    state, i.e. tau_syn -> dt). ``surrogate`` is Norse's ``method`` and ``alpha`` its sharpness.
+    state, i.e. tau_syn -> dt). ``surrogate`` is Norse's ``method`` and ``alpha`` its sharpness; Norse 1.1.0's
+    ``super`` (SuperSpike) backward is ``grad / (|v - v_th| + 1)**2`` and ignores ``alpha``.
     """
 
     cell: str = "lif"
