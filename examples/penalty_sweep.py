@@ -241,8 +241,18 @@ def main(argv: list[str] | None = None) -> int:
 
     out = Path(args.out)
     results_path, lock_path = out / "results.json", out / ".results.lock"
+    results: dict = {}
+
+    def refresh() -> None:
+        """Take in what results.json holds now (other shards may have added points); call under the lock."""
+        results.update(read_results(results_path, spec.to_dict(), epochs, args.lr))
+
+    def price(model, seed: int) -> dict:
+        return priced(energy_report(model, dataset=dataset, profiles=[args.profile], split=test_split,
+                                    device=args.device, seed=seed), args)
+
     with locked(lock_path):
-        results = read_results(results_path, spec.to_dict(), epochs, args.lr)
+        refresh()
     train_split = load_split(dataset, True, args.data_root, train_limit)
     test_split = load_split(dataset, False, args.data_root, test_limit)
     jobs = [(penalty, lam, power, seed) for penalty, lam, power in points for seed in args.seeds]
@@ -255,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     def store(key: str, record: dict) -> None:
         """Merge one point into results.json under the lock (other shards may have added theirs meanwhile)."""
         with locked(lock_path):
-            results.update(read_results(results_path, spec.to_dict(), epochs, args.lr))
+            refresh()
             results[key] = record
             write_json(results_path, {"dataset": dataset, "model": model_kind, "epochs": epochs, "lr": args.lr,
                                       "quick": args.quick,
@@ -269,9 +279,7 @@ def main(argv: list[str] | None = None) -> int:
             from neuromorph.checkpoint import load_checkpoint
 
             model = load_checkpoint(run_dir).build_model()
-            store(key, {**results[key], **priced(energy_report(model, dataset=dataset, profiles=[args.profile],
-                                                                 split=test_split, device=args.device, seed=seed),
-                                                   args)})
+            store(key, {**results[key], **price(model, seed)})
         if key in results:
             print(f"{key}: done already, skipped", flush=True)
             continue
@@ -283,13 +291,11 @@ def main(argv: list[str] | None = None) -> int:
                     on_epoch=lambda r, key=key: print(
                         f"{key} epoch {r['epoch']}: test acc {100 * r['test_accuracy']:.2f}% "
                         f"SynOps/sample {r['synops_per_sample']:,.0f} ({r['train_seconds']:.0f} s)", flush=True))
-        report = energy_report(run.model, dataset=dataset, profiles=[args.profile], split=test_split,
-                               device=args.device, seed=seed)
         store(key, {"penalty": penalty, "lam": lam, "power": power, "seed": seed, **run.final,
-                    **priced(report, args)})
+                    **price(run.model, seed)})
 
     with locked(lock_path):
-        results.update(read_results(results_path, spec.to_dict(), epochs, args.lr))
+        refresh()
     if not results:
         print("no point finished yet")
         return 0

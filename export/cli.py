@@ -162,13 +162,11 @@ def run_import(args: argparse.Namespace) -> int:
     if args.dt is not None and not (math.isfinite(args.dt) and args.dt > 0):
         raise NeuromorphError(f"--dt must be a positive number of seconds, got {args.dt}")
     model = from_nir(read_nir(args.graph), dt_s=args.dt, time_steps=args.time_steps)
+    config = {"imported_from": str(args.graph), "seed": 0}
     if args.dataset:
         from neuromorph.data import dataset_info
 
-        expected = tuple(dataset_info(args.dataset).input_shape)
-        model = _fit_input(model, expected, args.dataset)
-    config = {"imported_from": str(args.graph), "seed": 0}
-    if args.dataset:
+        model = _fit_input(model, tuple(dataset_info(args.dataset).input_shape), args.dataset)
         config["dataset"] = args.dataset
     ckpt = Checkpoint(spec=model.spec, model_state=model.state_dict(), train_config=config)
     ckpt.build_model()  # refuses NaN or infinite weights before anything is written

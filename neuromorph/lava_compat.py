@@ -49,9 +49,10 @@ def patch_start_method_source(source: str) -> str:
 
 
 # module -> source rewrite; each keeps the line count, so tracebacks point at the right lines
+LAVA_MULTIPROCESSING = "lava.magma.runtime.message_infrastructure.multiprocessing"
 PATCHES = {
     "lava.magma.compiler.var_model": patch_var_model_source,
-    "lava.magma.runtime.message_infrastructure.multiprocessing": patch_start_method_source,
+    LAVA_MULTIPROCESSING: patch_start_method_source,
 }
 
 
@@ -85,9 +86,6 @@ def install() -> None:
     """Register the import hook (idempotent)."""
     if not any(isinstance(finder, _VarModelFinder) for finder in sys.meta_path):
         sys.meta_path.insert(0, _VarModelFinder())
-
-
-LAVA_MULTIPROCESSING = "lava.magma.runtime.message_infrastructure.multiprocessing"
 
 
 def import_lava(module: str = "lava.magma.core.run_configs") -> ModuleType:
