@@ -14,8 +14,8 @@ import sys
 
 import numpy as np
 
+from export.chip_plan import ChipPlan
 from export.loihi_reference import ReferenceRun
-from export.quantize import QuantizedNet
 
 
 def _to_lava(array: np.ndarray) -> np.ndarray:
@@ -32,7 +32,7 @@ def _from_lava(series: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return series.reshape(steps, *shape)
 
 
-def run_netx(path: str | os.PathLike, qnet: QuantizedNet, sample: np.ndarray,
+def run_netx(path: str | os.PathLike, qnet: ChipPlan, sample: np.ndarray,
              steps: int | None = None) -> ReferenceRun:
     """Run the netx file at ``path`` on one sample ``[T, ...]`` (spikes of the input shape, or integer host
     currents of the first layer's shape, as :func:`export.loihi_reference.run_reference` takes them).
@@ -43,7 +43,7 @@ def run_netx(path: str | os.PathLike, qnet: QuantizedNet, sample: np.ndarray,
         return _run_netx(path, qnet, sample, steps)
 
 
-def _run_netx(path, qnet: QuantizedNet, sample: np.ndarray, steps: int | None) -> ReferenceRun:
+def _run_netx(path, qnet: ChipPlan, sample: np.ndarray, steps: int | None) -> ReferenceRun:
     from neuromorph.lava_compat import import_lava
 
     netx = import_lava("lava.lib.dl.netx")
@@ -53,7 +53,7 @@ def _run_netx(path, qnet: QuantizedNet, sample: np.ndarray, steps: int | None) -
     from lava.proc.monitor.process import Monitor
 
     sample = np.asarray(sample)
-    if qnet.input_kind == "spikes" and qnet.layers[0].kind == "dense":
+    if qnet.flat_input:
         sample = sample.reshape(sample.shape[0], -1)  # net.inp of a dense first layer is flat (torch C order)
     time_steps = sample.shape[0]
     delays = qnet.delays
@@ -65,7 +65,7 @@ def _run_netx(path, qnet: QuantizedNet, sample: np.ndarray, steps: int | None) -
     if len(net.layers) != len(qnet.layers):
         raise RuntimeError(f"netx built {len(net.layers)} layers, expected {len(qnet.layers)}")
     source = RingBuffer(data=data)
-    if qnet.input_kind == "current":
+    if qnet.layers[0].on_host:
         source.s_out.connect(net.layers[0].neuron.a_in)
     else:
         source.s_out.connect(net.inp)

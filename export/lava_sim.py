@@ -36,11 +36,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from export.chip_plan import PRECISIONS, ChipLayer, ChipPlan, float_plan
 from export.lava_runner import _from_lava
-from export.quantize import QuantizedNet, folded_weight, layer_plans
 from neuromorph.errors import NeuromorphError
 
-PRECISIONS = ("fixed", "float")
 WEIGHT_BUDGET = 4_000_000  # largest replicated weight array (entries) that the copies may create per layer
 MAX_COPIES = 32
 
@@ -82,60 +81,13 @@ class LavaRun:
                 "lava_steps_per_second": self.steps_per_second}
 
 
-@dataclass(frozen=True)
-class FloatLayer:
-    """One layer of the float Lava network: Norse's float weights in Lava's units and Lava's float LIF parameters."""
-
-    kind: str  # input (host current), dense, conv
-    in_shape: tuple[int, ...]
-    out_shape: tuple[int, ...]
-    weight: np.ndarray  # a*W (input kind: W, the host multiplies by a)
-    du: float
-    dv: float
-    vth: float
-    stride: int = 1
-    padding: int = 0
-    groups: int = 1
-    flatten_before: bool = False
-    readout: bool = False
-
-
-def float_layers(model) -> list[FloatLayer]:
-    """The float Lava description of a model (DESIGN.md section 6)."""
-    spec = model.spec
-    if spec.neuron.v_leak != spec.neuron.v_reset:
-        raise NeuromorphError("the Lava run needs v_leak == v_reset (Lava's reset sets the voltage to 0)")
-    out = []
-    for plan, block in zip(layer_plans(spec), model.blocks, strict=True):
-        if block.synapse.bias is not None and not plan.first_on_host:
-            raise NeuromorphError(f"synaptic layer {plan.number} has a bias, which has no exact Lava form")
-        with torch.no_grad():
-            weight, stride, padding, _ = folded_weight(plan, block)
-        span = np.inf if plan.readout else spec.neuron.v_th - spec.neuron.v_reset
-        kind = "input" if plan.first_on_host else ("conv" if weight.dim() == 4 else "dense")
-        out.append(FloatLayer(kind=kind, in_shape=plan.in_shape, out_shape=plan.out_shape,
-                              weight=weight.numpy() * (1.0 if plan.first_on_host else plan.a), du=plan.b, dv=plan.a,
-                              vth=span, stride=stride, padding=padding, flatten_before=plan.flatten_before,
-                              readout=plan.readout))
-    return out
-
-
 def float_input_currents(model, x: torch.Tensor) -> np.ndarray:
     """The host currents ``a * (W x + bias)`` ``[T, B, *shape]`` of a direct-input model's first layer: the synaptic
     output the model itself computes (once, for a constant input), in Lava's units."""
-    plan, block = layer_plans(model.spec)[0], model.blocks[0]
+    first, block = float_plan(model).layers[0], model.blocks[0]
     with torch.no_grad():
         current = block.currents(x)
-    return plan.a * current.detach().double().numpy()
-
-
-def delays(layers) -> list[int]:
-    """Lava steps by which each layer lags Norse: one per on-chip synaptic layer up to it."""
-    out, delay = [], 0
-    for layer in layers:
-        delay += layer.kind != "input"
-        out.append(delay)
-    return out
+    return first.a * current.detach().double().numpy()
 
 
 # ---- independent copies side by side ---------------------------------------------------------------------------
@@ -144,11 +96,13 @@ def _copied_shape(shape: tuple[int, ...], copies: int) -> tuple[int, ...]:
     return (shape[0] * copies, *shape[1:])
 
 
-def _copied_weight(kind: str, weight: np.ndarray, copies: int) -> np.ndarray:
-    if copies == 1:
-        return weight
-    if kind == "conv":  # groups: copy c's output channels read only copy c's input channels
-        return np.concatenate([weight] * copies, axis=0)
+def _copied_conv(weight: np.ndarray, copies: int) -> np.ndarray:
+    """Grouped convolution: copy c's output channels read only copy c's input channels."""
+    return np.concatenate([weight] * copies, axis=0)
+
+
+def _copied_dense(weight: np.ndarray, copies: int) -> np.ndarray:
+    """Block-diagonal weights: copy c's outputs read only copy c's inputs."""
     rows, cols = weight.shape[0], int(np.prod(weight.shape[1:]))
     out = np.zeros((rows * copies, cols * copies), dtype=weight.dtype)
     for c in range(copies):
@@ -156,7 +110,11 @@ def _copied_weight(kind: str, weight: np.ndarray, copies: int) -> np.ndarray:
     return out
 
 
-def replicate(qnet: QuantizedNet, copies: int) -> QuantizedNet:
+# chip synapse kind -> (weights of one layer, copies) -> the weights of the copies side by side, and their groups
+COPIES = {"dense": (_copied_dense, 1), "conv": (_copied_conv, None)}
+
+
+def replicate(qnet: ChipPlan, copies: int) -> ChipPlan:
     """``copies`` independent copies of ``qnet`` side by side in one network (stacked on the first axis: features of
     a dense layer, channels of a conv layer). A flatten of ``copies*C`` channels is copy-major, so a dense layer
     after it stays block-diagonal. The host layer is left as it is: its currents are computed per copy."""
@@ -165,20 +123,24 @@ def replicate(qnet: QuantizedNet, copies: int) -> QuantizedNet:
     return replace(qnet, layers=tuple(copy_layer(layer, copies) for layer in qnet.layers))
 
 
-def copy_layer(layer, copies: int):
-    """One layer (:class:`~export.quantize.QuantizedLayer` or :class:`FloatLayer`) as ``copies`` side by side."""
+def copy_layer(layer: ChipLayer, copies: int) -> ChipLayer:
+    """One layer of the chip plan as ``copies`` side by side (the host layer keeps its weights: its currents are
+    computed per copy)."""
+    if copies == 1:
+        return layer
     in_shape = layer.in_shape
+    copy_weight, groups = COPIES[layer.synapse_kind]
     return replace(layer, in_shape=_copied_shape(in_shape, copies) if len(in_shape) == 3
                    else (math.prod(in_shape) * copies,), out_shape=_copied_shape(layer.out_shape, copies),
-                   weight=layer.weight if layer.kind == "input" else _copied_weight(layer.kind, layer.weight, copies),
-                   groups=layer.groups * copies if layer.kind == "conv" else layer.groups)
+                   weight=layer.weight if layer.on_host else copy_weight(layer.weight, copies),
+                   groups=layer.groups * copies if groups is None else layer.groups)
 
 
 def default_copies(layers, samples: int) -> int:
     """Copies per compiled network: all samples at once, up to :data:`MAX_COPIES`, while the largest
     replicated dense weight array stays within :data:`WEIGHT_BUDGET` entries (block-diagonal weights grow with the
     square of the copies)."""
-    largest = max((layer.weight.size for layer in layers if layer.kind == "dense"), default=1)
+    largest = max((layer.weight.size for layer in layers if not layer.on_host and not layer.spatial), default=1)
     cap = max(1, min(samples, MAX_COPIES, int(math.sqrt(WEIGHT_BUDGET / largest))))
     rounds = -(-samples // cap)
     return -(-samples // rounds)  # as few rounds as the cap allows, as evenly filled as possible
@@ -265,7 +227,7 @@ def _run_and_collect(source, populations, readout, total_steps: int, select_tag:
     return [*(s[:total_steps] for s in series[:-1]), series[-1][1:]], compiled - started, finished - compiled
 
 
-def _netx_network(qnet: QuantizedNet, arranged: np.ndarray, window: int, workdir: Path, started: float):
+def _netx_network(qnet: ChipPlan, arranged: np.ndarray, window: int, workdir: Path, started: float):
     from export.netx_export import write_netx
     from neuromorph.lava_compat import import_lava
 
@@ -273,42 +235,54 @@ def _netx_network(qnet: QuantizedNet, arranged: np.ndarray, window: int, workdir
     from lava.proc.io.source import RingBuffer
 
     path = write_netx(qnet, workdir / "copies.net")
-    first_delay = 0 if qnet.input_kind == "current" else 1  # netx resets layer k at (1 + offset + k) mod W, 1-based
+    first_delay = qnet.layers[0].delay  # netx resets layer k at (1 + offset + k) mod W, 1-based
     net = netx.hdf5.Network(net_config=str(path), reset_interval=window, reset_offset=first_delay)
     if len(net.layers) != len(qnet.layers):
         raise NeuromorphError(f"netx built {len(net.layers)} layers, expected {len(qnet.layers)}")
     source = RingBuffer(data=_ring_data(arranged, window, np.int32))
-    source.s_out.connect(net.layers[0].neuron.a_in if qnet.input_kind == "current" else net.inp)
+    source.s_out.connect(net.layers[0].neuron.a_in if qnet.layers[0].on_host else net.inp)
     neurons = [block.neuron for block in net.layers]
     return _run_and_collect(source, neurons, neurons[-1], arranged.shape[0] * window, "fixed_pt", started)
 
 
-def _float_network(layers: list[FloatLayer], arranged: np.ndarray, window: int, started: float):
+def _lava_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(reversed(shape)) if len(shape) == 3 else shape
+
+
+def _lava_dense(layer: ChipLayer):
+    from lava.proc.dense.process import Dense
+
+    return Dense(weights=layer.weight.reshape(layer.weight.shape[0], -1))
+
+
+def _lava_conv(layer: ChipLayer):
+    from lava.proc.conv.process import Conv
+
+    kernel = np.ascontiguousarray(layer.weight[:, :, ::-1, ::-1].transpose(0, 3, 2, 1))  # as netx: Lava convolves,
+    return Conv(weight=kernel, input_shape=_lava_shape(layer.in_shape), stride=layer.stride,  # torch correlates
+                padding=layer.padding, groups=layer.groups)
+
+
+# chip synapse kind -> the plain Lava process of a float layer's synapses
+LAVA_SYNAPSES = {"dense": _lava_dense, "conv": _lava_conv}
+
+
+def _float_network(layers: list[ChipLayer], arranged: np.ndarray, window: int, started: float):
     from neuromorph.lava_compat import import_lava
 
     import_lava("lava.magma.core.run_configs")
-    from lava.proc.conv.process import Conv
-    from lava.proc.dense.process import Dense
     from lava.proc.io.source import RingBuffer
     from lava.proc.lif.process import LIFReset
 
-    def lava_shape(shape):
-        return tuple(reversed(shape)) if len(shape) == 3 else shape
-
     source = RingBuffer(data=_ring_data(arranged, window, np.float64))
     port, neurons = source.s_out, []
-    for delay, layer in zip(delays(layers), layers, strict=True):
-        neuron = LIFReset(shape=lava_shape(layer.out_shape), du=layer.du, dv=layer.dv, vth=layer.vth,
-                          reset_interval=window, reset_offset=delay + 1)
-        if layer.kind == "input":
+    for layer in layers:
+        neuron = LIFReset(shape=_lava_shape(layer.out_shape), du=layer.du, dv=layer.dv, vth=layer.vth,
+                          reset_interval=window, reset_offset=layer.delay + 1)
+        if layer.on_host:
             port.connect(neuron.a_in)
         else:
-            if layer.kind == "dense":
-                synapse = Dense(weights=layer.weight.reshape(layer.weight.shape[0], -1))
-            else:
-                kernel = np.ascontiguousarray(layer.weight[:, :, ::-1, ::-1].transpose(0, 3, 2, 1))  # as netx: Lava
-                synapse = Conv(weight=kernel, input_shape=lava_shape(layer.in_shape),  # convolves, torch correlates
-                               stride=layer.stride, padding=layer.padding, groups=layer.groups)
+            synapse = LAVA_SYNAPSES[layer.synapse_kind](layer)
             if layer.flatten_before:
                 port = port.transpose([2, 1, 0]).flatten()
             port.connect(synapse.s_in)
@@ -318,7 +292,7 @@ def _float_network(layers: list[FloatLayer], arranged: np.ndarray, window: int, 
     return _run_and_collect(source, neurons, neurons[-1], arranged.shape[0] * window, "floating_pt", started)
 
 
-def simulate_fixed(qnet: QuantizedNet, inputs: np.ndarray, copies: int | None = None) -> LavaRun:
+def simulate_fixed(qnet: ChipPlan, inputs: np.ndarray, copies: int | None = None) -> LavaRun:
     """Run ``qnet`` through lava-dl netx in Lava fixed point on ``inputs`` ``[T, N, ...]`` (what
     :func:`export.quantization_report.reference_inputs` gives: spikes, or integer host currents)."""
     inputs = np.asarray(inputs)
@@ -326,50 +300,44 @@ def simulate_fixed(qnet: QuantizedNet, inputs: np.ndarray, copies: int | None = 
     copies = copies or default_copies(qnet.layers, samples)
     load_lava()  # once per process; not part of the compile time
     started = time.perf_counter()
-    flat = qnet.input_kind == "spikes" and qnet.layers[0].kind == "dense"
-    arranged, rounds = arrange(inputs, copies, flat)
+    arranged, rounds = arrange(inputs, copies, qnet.flat_input)
     window = steps + qnet.delays[-1]
     with contextlib.redirect_stdout(sys.stderr), tempfile.TemporaryDirectory(prefix="neuromorph-lava-") as tmp:
         series, compile_s, run_s = _netx_network(replicate(qnet, copies), arranged, window, Path(tmp), started)
-    return _collect("fixed", series, qnet.layers, qnet.delays, copies, rounds, window, steps, samples, compile_s,
-                    run_s, units_per_volt=qnet.layers[-1].scale * 2**qnet.constants.threshold_shift)
+    return _collect(qnet, series, copies, rounds, window, steps, samples, compile_s, run_s)
 
 
 def simulate_float(model, x: torch.Tensor, copies: int | None = None) -> LavaRun:
     """Run ``model`` as plain Lava float processes on the encoded input ``x`` ``[T, N, ...]``."""
-    layers = float_layers(model)
+    plan = float_plan(model)
     steps, samples = x.shape[:2]
-    copies = copies or default_copies(layers, samples)
+    copies = copies or default_copies(plan.layers, samples)
     load_lava()
     started = time.perf_counter()
-    if layers[0].kind == "input":
-        inputs = float_input_currents(model, x)
-    else:
-        inputs = x.detach().double().numpy()
-    flat = layers[0].kind == "dense"
-    arranged, rounds = arrange(np.ascontiguousarray(inputs), copies, flat)
-    copied = [copy_layer(layer, copies) for layer in layers]
-    lag = delays(layers)
+    inputs = float_input_currents(model, x) if plan.layers[0].on_host else x.detach().double().numpy()
+    arranged, rounds = arrange(np.ascontiguousarray(inputs), copies, plan.flat_input)
+    copied = [copy_layer(layer, copies) for layer in plan.layers]
+    window = steps + plan.delays[-1]
     with contextlib.redirect_stdout(sys.stderr):
-        series, compile_s, run_s = _float_network(copied, arranged, steps + lag[-1], started)
-    return _collect("float", series, layers, lag, copies, rounds, steps + lag[-1], steps, samples, compile_s, run_s,
-                    units_per_volt=1.0)
+        series, compile_s, run_s = _float_network(copied, arranged, window, started)
+    return _collect(plan, series, copies, rounds, window, steps, samples, compile_s, run_s)
 
 
-def _collect(precision, series, layers, lag, copies, rounds, window, steps, samples, compile_s, run_s,
-             units_per_volt: float) -> LavaRun:
-    shapes = [tuple(layer.out_shape) for layer in layers]
+def _collect(plan: ChipPlan, series, copies, rounds, window, steps, samples, compile_s, run_s) -> LavaRun:
+    shapes = [tuple(layer.out_shape) for layer in plan.layers]
+    lag = plan.delays
     outputs = []
     for data, shape, delay in zip(series, [*shapes, shapes[-1]], [*lag, lag[-1]], strict=True):
         torch_order = _from_lava(data, _copied_shape(shape, copies))
         outputs.append(_unarrange(torch_order, shape, copies, rounds, window, delay, steps, samples))
     spikes = [o.astype(bool) for o in outputs[:-2]]
-    return LavaRun(precision=precision, spikes=spikes, readout_volts=outputs[-1].astype(np.float64) / units_per_volt,
+    return LavaRun(precision=plan.precision, spikes=spikes,
+                   readout_volts=outputs[-1].astype(np.float64) / plan.readout_units_per_volt,
                    readout_spikes=outputs[-2].astype(bool), copies=copies, lava_steps=rounds * window,
                    compile_s=compile_s, run_s=run_s)
 
 
-def simulate(model, x: torch.Tensor, precision: str = "fixed", qnet: QuantizedNet | None = None,
+def simulate(model, x: torch.Tensor, precision: str = "fixed", qnet: ChipPlan | None = None,
              copies: int | None = None, batch: int | None = None,
              progress: Callable[[int], None] | None = None) -> LavaRun:
     """Run ``model`` on Lava for the encoded inputs ``x`` ``[T, N, ...]`` in ``fixed`` (netx) or ``float`` precision.
@@ -409,7 +377,7 @@ def _concatenate(runs: list[LavaRun]) -> LavaRun:
                    compile_s=sum(r.compile_s for r in runs), run_s=sum(r.run_s for r in runs))
 
 
-def simulate_one_at_a_time(qnet: QuantizedNet, inputs: np.ndarray, workdir: str | os.PathLike) -> LavaRun:
+def simulate_one_at_a_time(qnet: ChipPlan, inputs: np.ndarray, workdir: str | os.PathLike) -> LavaRun:
     """The baseline: :func:`export.lava_runner.run_netx` once per sample (a fresh compiled network each)."""
     from export.lava_runner import run_netx
     from export.netx_export import write_netx
@@ -424,6 +392,6 @@ def simulate_one_at_a_time(qnet: QuantizedNet, inputs: np.ndarray, workdir: str 
     spikes = [np.concatenate([a[0][k] for a in aligned], axis=1) for k in range(len(runs[0].spikes))]
     readout = np.concatenate([a[1] for a in aligned], axis=1)
     readout_spikes = np.concatenate([r.readout_spikes[r.delays[-1]:r.delays[-1] + steps] for r in runs], axis=1)
-    return LavaRun(precision="fixed", spikes=spikes, readout_volts=readout.astype(np.float64) / (
-        qnet.layers[-1].scale * 2**qnet.constants.threshold_shift), readout_spikes=readout_spikes, copies=1,
+    return LavaRun(precision="fixed", spikes=spikes, readout_volts=readout.astype(np.float64)
+                   / qnet.readout_units_per_volt, readout_spikes=readout_spikes, copies=1,
         lava_steps=sum(steps + r.delays[-1] for r in runs), compile_s=0.0, run_s=elapsed)

@@ -26,12 +26,12 @@ import h5py
 import numpy as np
 
 from export.nir_export import tool_versions
-from export.quantize import QuantizedLayer, QuantizedNet
+from export.chip_plan import ChipLayer, ChipPlan
 
 NETX_FORMAT = "neuromorph.netx"
 
 
-def _neuron(group: h5py.Group, layer: QuantizedLayer) -> None:
+def _neuron(group: h5py.Group, layer: ChipLayer) -> None:
     neuron = group.create_group("neuron")
     neuron.create_dataset("type", data=np.bytes_("CUBA"))
     neuron.create_dataset("iDecay", data=np.int64(layer.i_decay))
@@ -41,7 +41,27 @@ def _neuron(group: h5py.Group, layer: QuantizedLayer) -> None:
     neuron.create_dataset("gradedSpike", data=np.bool_(False))
 
 
-def _write_layers(root: h5py.Group, qnet: QuantizedNet) -> None:
+def _dense_layer(group: h5py.Group, layer: ChipLayer) -> None:
+    group.create_dataset("weight", data=layer.weight.astype(np.int64).reshape(layer.out_shape[0], -1))
+
+
+def _conv_layer(group: h5py.Group, layer: ChipLayer) -> None:
+    group.create_dataset("weight", data=layer.weight.astype(np.int64))
+    group.create_dataset("stride", data=np.array([layer.stride, layer.stride], dtype=np.int64))
+    group.create_dataset("padding", data=np.array([layer.padding, layer.padding], dtype=np.int64))
+    group.create_dataset("dilation", data=np.array([1, 1], dtype=np.int64))
+    group.create_dataset("groups", data=np.int64(layer.groups))
+
+
+def _host_layer(group: h5py.Group, layer: ChipLayer) -> None:
+    """A netx ``input`` layer with a neuron: its current comes from the host, it has no weights."""
+
+
+# netx layer type (ChipLayer.kind) -> what its group holds besides type, shape and neuron
+NETX_LAYER_WRITERS = {"dense": _dense_layer, "conv": _conv_layer, "input": _host_layer}
+
+
+def _write_layers(root: h5py.Group, qnet: ChipPlan) -> None:
     layers = root.create_group("layer")
     index = 0
 
@@ -53,25 +73,18 @@ def _write_layers(root: h5py.Group, qnet: QuantizedNet) -> None:
         return group
 
     first = qnet.layers[0]
-    if first.kind == "conv":  # netx infers a first conv layer's input shape from a neuron-less input layer
+    if not first.on_host and first.spatial:  # netx infers a first conv's input shape from a neuron-less input layer
         new("input").create_dataset("shape", data=np.array(first.in_shape, dtype=np.int64))
     for layer in qnet.layers:
         if layer.flatten_before:
             new("flatten")
         group = new(layer.kind)
         group.create_dataset("shape", data=np.array(layer.out_shape, dtype=np.int64))
-        if layer.kind == "dense":
-            group.create_dataset("weight", data=layer.weight.astype(np.int64).reshape(layer.out_shape[0], -1))
-        elif layer.kind == "conv":
-            group.create_dataset("weight", data=layer.weight.astype(np.int64))
-            group.create_dataset("stride", data=np.array([layer.stride, layer.stride], dtype=np.int64))
-            group.create_dataset("padding", data=np.array([layer.padding, layer.padding], dtype=np.int64))
-            group.create_dataset("dilation", data=np.array([1, 1], dtype=np.int64))
-            group.create_dataset("groups", data=np.int64(layer.groups))
+        NETX_LAYER_WRITERS[layer.kind](group, layer)
         _neuron(group, layer)
 
 
-def netx_metadata(qnet: QuantizedNet) -> dict[str, Any]:
+def netx_metadata(qnet: ChipPlan) -> dict[str, Any]:
     spec = qnet.spec
     return {
         "format": NETX_FORMAT,
@@ -92,18 +105,12 @@ def netx_metadata(qnet: QuantizedNet) -> dict[str, Any]:
 
 
 def _lava_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
+    from neuromorph.versions import tool_versions
 
-    out = {}
-    for package in ("lava-nc", "lava-dl"):
-        try:
-            out[package] = version(package)
-        except PackageNotFoundError:
-            out[package] = "unknown"
-    return out
+    return tool_versions("lava-nc", "lava-dl")
 
 
-def netx_bytes(qnet: QuantizedNet) -> bytes:
+def netx_bytes(qnet: ChipPlan) -> bytes:
     """The netx HDF5 file of ``qnet``, as bytes."""
     buffer = io.BytesIO()
     with h5py.File(buffer, "w") as handle:
@@ -114,7 +121,7 @@ def netx_bytes(qnet: QuantizedNet) -> bytes:
     return buffer.getvalue()
 
 
-def write_netx(qnet: QuantizedNet, path: str | os.PathLike) -> Path:
+def write_netx(qnet: ChipPlan, path: str | os.PathLike) -> Path:
     """Write ``qnet`` to ``path`` atomically."""
     from neuromorph.io import atomic_write
 

@@ -13,14 +13,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from export.chip_plan import ChipPlan
 from export.loihi_reference import ReferenceRun, run_reference
-from export.quantize import QuantizedNet, input_currents
-from neuromorph.models import reduce_readout
+from export.quantize import input_currents
+from neuromorph.outputs import reduce_readout
 
 
-def reference_inputs(qnet: QuantizedNet, x: torch.Tensor) -> np.ndarray:
+def reference_inputs(qnet: ChipPlan, x: torch.Tensor) -> np.ndarray:
     """What the chip receives for an encoded input ``x`` ``[T, B, ...]``: spikes, or host currents."""
-    if qnet.input_kind == "current":
+    if qnet.layers[0].on_host:
         return input_currents(qnet, x)
     return x.detach().numpy().astype(np.int64)
 
@@ -77,13 +78,13 @@ class QuantizationReport:
         return text
 
 
-def compare(model, qnet: QuantizedNet, x: torch.Tensor, run: ReferenceRun | None = None) -> QuantizationReport:
+def compare(model, qnet: ChipPlan, x: torch.Tensor, run: ReferenceRun | None = None) -> QuantizationReport:
     """Run the float model and the fixed-point reference on ``x`` and count the differences."""
     with torch.no_grad():
         out = model(x)
     run = run or run_reference(qnet, reference_inputs(qnet, x))
     fixed, readout = run.aligned(x.shape[0])
-    hidden = out.spikes[1:] if model.records_input else out.spikes
+    hidden = model.hidden_spikes(out)
     report = QuantizationReport(samples=int(x.shape[1]), time_steps=int(x.shape[0]), layers=qnet.layer_table())
     for float_spikes, fixed_spikes in zip(hidden, fixed, strict=True):
         reference = float_spikes.numpy() > 0
@@ -91,8 +92,7 @@ def compare(model, qnet: QuantizedNet, x: torch.Tensor, run: ReferenceRun | None
         report.spike_mismatches.append(int((reference != fixed_spikes).sum()))
         report.float_spikes.append(int(reference.sum()))
         report.fixed_spikes.append(int(fixed_spikes.sum()))
-    last = qnet.layers[-1]
-    volts = torch.from_numpy(readout.astype(np.float64) / (last.scale * 2**qnet.constants.threshold_shift))
+    volts = torch.from_numpy(readout.astype(np.float64) / qnet.readout_units_per_volt)
     fixed_logits = reduce_readout(volts, qnet.spec.readout.reduce)
     report.class_agreement = float((fixed_logits.argmax(1) == out.logits.argmax(1)).double().mean())
     report.readout_max_abs_error = float((volts - out.voltages.double()).abs().max())
@@ -100,7 +100,7 @@ def compare(model, qnet: QuantizedNet, x: torch.Tensor, run: ReferenceRun | None
     return report
 
 
-def quantization_report(model, qnet: QuantizedNet, x: torch.Tensor | None = None) -> QuantizationReport:
+def quantization_report(model, qnet: ChipPlan, x: torch.Tensor | None = None) -> QuantizationReport:
     """The report; without sample inputs it holds the per-layer table only."""
     if x is None:
         return QuantizationReport(samples=0, time_steps=qnet.spec.time_steps, layers=qnet.layer_table())

@@ -29,8 +29,9 @@ from typing import Any
 
 import torch
 
-from hw_models.fanout import consumer_fan_out, model_fan_outs, spike_sources
+from hw_models.fanout import consumer_fan_out, model_fan_outs
 from hw_models.opcount import weighted_spike_sums
+from neuromorph.structure import INPUT, readout_block, spike_sources
 
 ROLES = ("input-spikes", "input-analog", "hidden", "readout")
 
@@ -121,19 +122,19 @@ class ActivityRecorder:
         if self.analog_input:
             nonzero = weighted_spike_sums([self.input_nonzero[None, None]], [self.input_fan_out])[0, 0]
             populations.append(PopulationActivity(
-                name="input", role="input-analog", neurons=math.prod(spec.input_shape), neuron_updates=0.0,
+                name=INPUT, role="input-analog", neurons=math.prod(spec.input_shape), neuron_updates=0.0,
                 spikes=0.0, synops=0.0, macs=float(nonzero) / n,
-                dense_connections=self.connections["input"]))
+                dense_connections=self.connections[INPUT]))
         for index, source in enumerate(model.sources):
-            is_input = source.name == "input"
+            is_input = source.name == INPUT
             populations.append(PopulationActivity(
                 name=source.name, role="input-spikes" if is_input else "hidden", neurons=math.prod(source.shape),
                 neuron_updates=0.0 if is_input else float(math.prod(source.shape) * steps), spikes=spikes[index] / n,
                 synops=float(per_source[index]) / n, macs=0.0, dense_connections=self.connections[source.name]))
         classes = spec.num_classes
         populations.append(PopulationActivity(
-            name="readout", role="readout", neurons=classes, neuron_updates=float(classes * steps), spikes=0.0,
-            synops=0.0, macs=0.0, dense_connections=0))
+            name=readout_block(spec).name, role="readout", neurons=classes, neuron_updates=float(classes * steps),
+            spikes=0.0, synops=0.0, macs=0.0, dense_connections=0))
         totals = dict(zip(self.names, self.totals, strict=True))
         return ActivityCounts(model_name=spec.name, samples=self.samples, time_steps=steps, populations=populations,
                               spike_totals=totals, correct=self.correct)
@@ -141,12 +142,8 @@ class ActivityRecorder:
 
 def layer_connections(spec) -> dict[str, int]:
     """For each spike source (the input included), the MACs of the synaptic layer it feeds on a dense input."""
-    shapes = [spec.input_shape, *spec.layer_shapes()]
-    out = {}
-    for source in spike_sources(spec, include_input=True):
-        consumer = source.chain[1] - 1
-        out[source.name] = int(consumer_fan_out([spec.layers[consumer]], shapes[consumer]).sum())
-    return out
+    return {source.name: int(consumer_fan_out([source.consumer.synapse], source.consumer.synapse_in_shape).sum())
+            for source in spike_sources(spec, include_input=True)}
 
 
 @torch.no_grad()

@@ -245,14 +245,15 @@ def spike_energy_weights(spec: ModelSpec, profile: DeviceProfile, mapping: CoreM
     spikes, which come from the host). Summed against spike counts with hw_models.opcount it gives exactly the
     spike-driven part of :func:`estimate_energy`.
     """
-    from hw_models.fanout import model_fan_outs, spike_sources
+    from hw_models.fanout import model_fan_outs
+    from neuromorph.structure import INPUT, spike_sources
 
     if mapping is None and profile.core_limits is not None and profile.energy_per_message_j is not None:
         mapping = map_cores(spec, profile.core_limits)
     weights = []
     for source, psi in zip(spike_sources(spec), model_fan_outs(spec), strict=True):
         w = psi * profile.cost("energy_per_synop_j")
-        if source.name != "input":
+        if source.name != INPUT:
             w = w + profile.cost("energy_per_spike_j")
         if mapping is not None:
             w = w + mapping.destination_cores[source.name] * profile.cost("energy_per_message_j")
@@ -264,10 +265,9 @@ def neuron_update_energy(spec: ModelSpec, profile: DeviceProfile) -> float:
     """Joules per sample of the neuron updates: every LIF and readout neuron, every step."""
     import math
 
-    from neuromorph.spec import SYNAPTIC_TYPES
+    from neuromorph.structure import blocks
 
-    neurons = sum(math.prod(shape) for layer, shape in zip(spec.layers, spec.layer_shapes(), strict=True)
-                  if isinstance(layer, SYNAPTIC_TYPES))
+    neurons = sum(math.prod(block.out_shape) for block in blocks(spec))
     return neurons * spec.time_steps * profile.cost("energy_per_neuron_update_j")
 
 

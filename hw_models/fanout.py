@@ -19,13 +19,16 @@ These are pure functions of the layer descriptions; the training penalty and the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 
 from neuromorph.errors import NeuromorphError
-from neuromorph.spec import SYNAPTIC_TYPES, Dense, Flatten, Layer, ModelSpec, Pool
+from neuromorph.spec import Conv, Dense, Flatten, Layer, ModelSpec, Pool, unsupported_layer
+from neuromorph.structure import SpikeSource, spike_sources
+
+__all__ = ["FAN_OUT_RULES", "SpikeSource", "consumer_fan_out", "conv_fan_out_1d", "model_fan_outs", "spike_sources"]
 
 
 def conv_fan_out_1d(size: int, kernel_size: int, stride: int = 1, padding: int = 0) -> list[int]:
@@ -41,27 +44,11 @@ def conv_fan_out_1d(size: int, kernel_size: int, stride: int = 1, padding: int =
     return counts
 
 
-def consumer_fan_out(chain: Sequence[Layer], in_shape: Sequence[int]) -> torch.Tensor:
-    """Fan-out of every neuron of shape ``in_shape`` whose spikes pass through ``chain``.
-
-    ``chain`` is the run of layers from the spike source up to and including the first synaptic layer
-    (``Pool``/``Flatten`` then ``Dense``/``Conv``). Returns a float64 tensor of shape ``in_shape``.
-    """
-    shapes = [tuple(int(s) for s in in_shape)]
-    for layer in chain[:-1]:
-        shapes.append(_passthrough_shape(layer, shapes[-1]))
-    consumer = chain[-1] if chain else None
-    if not isinstance(consumer, SYNAPTIC_TYPES):
-        raise NeuromorphError("a fan-out chain must end in a Dense or Conv layer")
-    psi = _synaptic_fan_out(consumer, shapes[-1])
-    for layer, shape in zip(reversed(chain[:-1]), reversed(shapes[:-1]), strict=True):
-        psi = _pull_back(layer, psi, shape)
-    return psi
+def _dense_fan_out(layer: Dense, shape: tuple[int, ...]) -> torch.Tensor:
+    return torch.full(shape, float(layer.out_features), dtype=torch.float64)
 
 
-def _synaptic_fan_out(layer: Layer, shape: tuple[int, ...]) -> torch.Tensor:
-    if isinstance(layer, Dense):
-        return torch.full(shape, float(layer.out_features), dtype=torch.float64)
+def _conv_fan_out(layer: Conv, shape: tuple[int, ...]) -> torch.Tensor:
     _, height, width = shape
     rows = torch.tensor(conv_fan_out_1d(height, layer.kernel_size, layer.stride, layer.padding), dtype=torch.float64)
     cols = torch.tensor(conv_fan_out_1d(width, layer.kernel_size, layer.stride, layer.padding), dtype=torch.float64)
@@ -69,21 +56,12 @@ def _synaptic_fan_out(layer: Layer, shape: tuple[int, ...]) -> torch.Tensor:
     return per_channel.expand(shape[0], height, width).clone()
 
 
-def _passthrough_shape(layer: Layer, shape: tuple[int, ...]) -> tuple[int, ...]:
-    if isinstance(layer, Flatten):
-        return (int(torch.Size(shape).numel()),)
-    if isinstance(layer, Pool):
-        channels, height, width = shape
-        return (channels, height // layer.kernel_size, width // layer.kernel_size)
-    raise NeuromorphError(f"{type(layer).__name__} cannot sit between spikes and their synapses")
+def _flatten_pull_back(layer: Flatten, psi: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    return psi.reshape(shape)
 
 
-def _pull_back(layer: Layer, psi: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
-    """Map the fan-out after a pass-through layer back onto that layer's input positions."""
-    if isinstance(layer, Flatten):
-        return psi.reshape(shape)
+def _pool_pull_back(layer: Pool, psi: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     k = layer.kernel_size
-    channels, height, width = shape
     full = torch.zeros(shape, dtype=psi.dtype)
     covered = psi.repeat_interleave(k, dim=1).repeat_interleave(k, dim=2)
     full[:, : covered.shape[1], : covered.shape[2]] = covered
@@ -91,36 +69,51 @@ def _pull_back(layer: Layer, psi: torch.Tensor, shape: tuple[int, ...]) -> torch
 
 
 @dataclass(frozen=True)
-class SpikeSource:
-    """A population whose binary spikes drive synapses: the encoded input (when spiking) or a hidden LIF layer.
+class FanOutRule:
+    """How one layer kind shapes fan-out. A synaptic layer *counts* the synapses each of its inputs drives
+    (``count(layer, in_shape) -> psi``); a pass-through layer *pulls back* the fan-out after it onto its inputs
+    (``pull_back(layer, psi_after, in_shape) -> psi``)."""
 
-    ``layer_index`` is the index in ``spec.layers`` of the synaptic layer that produced it (-1 for the input);
-    ``chain`` is the slice of ``spec.layers`` its spikes pass through, ending in the consuming synaptic layer.
+    count: Callable[[Layer, tuple[int, ...]], torch.Tensor] | None = None
+    pull_back: Callable[[Layer, torch.Tensor, tuple[int, ...]], torch.Tensor] | None = None
+
+
+# The fan-out backend's table: one row per layer class.
+FAN_OUT_RULES: dict[type, FanOutRule] = {
+    Dense: FanOutRule(count=_dense_fan_out),
+    Conv: FanOutRule(count=_conv_fan_out),
+    Pool: FanOutRule(pull_back=_pool_pull_back),
+    Flatten: FanOutRule(pull_back=_flatten_pull_back),
+}
+
+
+def _rule(layer: Layer) -> FanOutRule:
+    rule = FAN_OUT_RULES.get(type(layer))
+    if rule is None:
+        raise unsupported_layer(layer, "fan-out")
+    return rule
+
+
+def consumer_fan_out(chain: Sequence[Layer], in_shape: Sequence[int]) -> torch.Tensor:
+    """Fan-out of every neuron of shape ``in_shape`` whose spikes pass through ``chain``.
+
+    ``chain`` is the run of layers from the spike source up to and including the first synaptic layer
+    (``Pool``/``Flatten`` then ``Dense``/``Conv``). Returns a float64 tensor of shape ``in_shape``.
     """
-
-    name: str
-    layer_index: int
-    shape: tuple[int, ...]
-    chain: tuple[int, int]
-
-
-def spike_sources(spec: ModelSpec, include_input: bool | None = None) -> list[SpikeSource]:
-    """The spiking populations of ``spec`` in order. The input is included when it is spike-encoded."""
-    if include_input is None:
-        include_input = spec.encoder.kind == "poisson"
-    shapes = spec.layer_shapes()
-    synaptic = [i for i, layer in enumerate(spec.layers) if isinstance(layer, SYNAPTIC_TYPES)]
-    sources = []
-    if include_input:
-        sources.append(SpikeSource("input", -1, spec.input_shape, (0, synaptic[0] + 1)))
-    for number, (producer, consumer) in enumerate(zip(synaptic[:-1], synaptic[1:], strict=True)):
-        sources.append(SpikeSource(f"lif{number + 1}", producer, shapes[producer], (producer + 1, consumer + 1)))
-    return sources
+    consumer = chain[-1] if chain else None
+    if consumer is None or not consumer.synaptic:
+        raise NeuromorphError("a fan-out chain must end in a Dense or Conv layer")
+    shapes = [tuple(int(s) for s in in_shape)]
+    for layer in chain[:-1]:
+        if _rule(layer).pull_back is None:
+            raise NeuromorphError(f"{type(layer).__name__} cannot sit between spikes and their synapses")
+        shapes.append(layer.output_shape(shapes[-1]))
+    psi = _rule(consumer).count(consumer, shapes[-1])
+    for layer, shape in zip(reversed(chain[:-1]), reversed(shapes[:-1]), strict=True):
+        psi = _rule(layer).pull_back(layer, psi, shape)
+    return psi
 
 
 def model_fan_outs(spec: ModelSpec, include_input: bool | None = None) -> list[torch.Tensor]:
     """Exact fan-out tensor for each spike source of ``spec`` (same order as :func:`spike_sources`)."""
-    return [
-        consumer_fan_out(spec.layers[s.chain[0] : s.chain[1]], s.shape)
-        for s in spike_sources(spec, include_input)
-    ]
+    return [consumer_fan_out(s.consumer.layers, s.shape) for s in spike_sources(spec, include_input)]

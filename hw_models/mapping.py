@@ -31,10 +31,10 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from hw_models.fanout import spike_sources
 from hw_models.loihi import LOIHI_SYNAPSE_FORMAT, LoihiCoreLimits, LoihiSynapseFormat
 from neuromorph.errors import NeuromorphError
-from neuromorph.spec import SYNAPTIC_TYPES, Conv, Dense, Flatten, ModelSpec, Pool
+from neuromorph.spec import Conv, Dense, Flatten, Layer, ModelSpec, Pool, unsupported_layer
+from neuromorph.structure import spike_sources
 
 LIMITS = ("neurons", "synapse memory", "input axons", "output axons")
 
@@ -126,19 +126,44 @@ def _core_sums(values: torch.Tensor, cores: int) -> torch.Tensor:
     return torch.zeros(cores, dtype=values.dtype).index_add_(0, owner, values.flatten())
 
 
+def _unit_dense(layer: Dense, h: torch.Tensor) -> torch.Tensor:
+    return h @ torch.ones((h.shape[1], layer.out_features), dtype=h.dtype)
+
+
+def _unit_conv(layer: Conv, h: torch.Tensor) -> torch.Tensor:
+    w = torch.ones((layer.out_channels, h.shape[1], layer.kernel_size, layer.kernel_size), dtype=h.dtype)
+    return F.conv2d(h, w, stride=layer.stride, padding=layer.padding)
+
+
+@dataclass(frozen=True)
+class MappingRule:
+    """How one layer kind enters the core mapping: ``unit(layer, h)`` runs it with unit weights (sum pooling) on a
+    batch ``h`` (the synapse counts are its gradient), and ``sparse`` says whether its weights are stored in the
+    sparse synapse format, with index bits (conv), rather than the dense one."""
+
+    unit: Callable[[Layer, torch.Tensor], torch.Tensor]
+    sparse: bool = False
+
+
+# The core-mapping backend's table: one row per layer class.
+MAPPING_RULES: dict[type, MappingRule] = {
+    Dense: MappingRule(unit=_unit_dense),
+    Conv: MappingRule(unit=_unit_conv, sparse=True),
+    Pool: MappingRule(unit=lambda layer, h: F.avg_pool2d(h, layer.kernel_size) * layer.kernel_size**2),
+    Flatten: MappingRule(unit=lambda layer, h: h.flatten(start_dim=1)),
+}
+
+
+def _mapping_rule(layer: Layer) -> MappingRule:
+    rule = MAPPING_RULES.get(type(layer))
+    if rule is None:
+        raise unsupported_layer(layer, "core mapping")
+    return rule
+
+
 def _unit_chain(chain, h: torch.Tensor) -> torch.Tensor:
     for layer in chain:
-        if isinstance(layer, Pool):
-            h = F.avg_pool2d(h, layer.kernel_size) * layer.kernel_size**2
-        elif isinstance(layer, Flatten):
-            h = h.flatten(start_dim=1)
-        elif isinstance(layer, Dense):
-            h = h @ torch.ones((h.shape[1], layer.out_features), dtype=h.dtype)
-        elif isinstance(layer, Conv):
-            w = torch.ones((layer.out_channels, h.shape[1], layer.kernel_size, layer.kernel_size), dtype=h.dtype)
-            h = F.conv2d(h, w, stride=layer.stride, padding=layer.padding)
-        else:
-            raise NeuromorphError(f"cannot map layer {layer!r}")
+        h = _mapping_rule(layer).unit(layer, h)
     return h
 
 
@@ -165,14 +190,16 @@ def _core_load(chain, in_shape, cores: int, fmt: LoihiSynapseFormat) -> _Load:
     counts = synapses_into_cores(chain, in_shape, cores).flatten(start_dim=1)  # [cores, inputs]
     neurons = math.prod(_out_shape(chain, in_shape))
     per_core = math.ceil(neurons / cores)
-    index_bits = fmt.index_bits(per_core) if isinstance(chain[-1], Conv) else 0
+    index_bits = fmt.index_bits(per_core) if _mapping_rule(chain[-1]).sparse else 0
     bits = _bits_per_axon(counts, fmt, index_bits).sum(dim=1)
     return _Load(neurons=per_core, input_axons=int((counts > 0).sum(dim=1).max()), synapse_bits=int(bits.max()))
 
 
 def _out_shape(chain, in_shape) -> tuple[int, ...]:
-    with torch.no_grad():
-        return tuple(_unit_chain(chain, torch.zeros((1, *in_shape), dtype=torch.float64)).shape[1:])
+    shape = tuple(in_shape)
+    for layer in chain:
+        shape = layer.output_shape(shape)
+    return shape
 
 
 def _smallest(fits: Callable[[int], bool], low: int, high: int) -> int | None:
@@ -197,15 +224,9 @@ def _smallest(fits: Callable[[int], bool], low: int, high: int) -> int | None:
 
 def map_cores(spec: ModelSpec, limits: LoihiCoreLimits, fmt: LoihiSynapseFormat = LOIHI_SYNAPSE_FORMAT) -> CoreMapping:
     """Place every on-chip population of ``spec`` on cores with ``limits`` (see the module docstring)."""
-    shapes = spec.layer_shapes()
-    sources = spike_sources(spec, include_input=True)  # the input always feeds the first synaptic layer
-    synaptic = [i for i, layer in enumerate(spec.layers) if isinstance(layer, SYNAPTIC_TYPES)]
-    names = [s.name for s in sources[1:]] + ["readout"]
-    plans = []
-    for name, source, index in zip(names, sources, synaptic, strict=True):
-        chain = spec.layers[source.chain[0] : source.chain[1]]
-        neurons = math.prod(shapes[index])
-        plans.append((name, source, chain, neurons))
+    # the input always feeds the first block; each source's consumer block is the population being placed
+    plans = [(source.consumer.name, source, source.consumer.layers, math.prod(source.consumer.out_shape))
+             for source in spike_sources(spec, include_input=True)]
 
     cores: dict[str, int] = {}
     needed: dict[str, dict[str, int]] = {}
@@ -248,7 +269,7 @@ def map_cores(spec: ModelSpec, limits: LoihiCoreLimits, fmt: LoihiSynapseFormat 
                                   "more output axons than a core has")
         needed[producer]["output axons"] = need_out
         cores[producer] = max(cores[producer], need_out)
-    needed["readout"]["output axons"] = 1
+    needed[plans[-1][0]]["output axons"] = 1  # the readout sends nothing
 
     layers = []
     for position, (name, source, chain, neurons) in enumerate(plans):

@@ -7,8 +7,9 @@ at once with time folded into the batch; only the neuron recurrences (Norse ``LI
 
 from __future__ import annotations
 
+import importlib
 import warnings
-from dataclasses import dataclass
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -20,22 +21,14 @@ with warnings.catch_warnings():  # norse 1.1.0 calls torch.jit.script at import,
     from norse.torch.functional.lif import LIFParameters
     from norse.torch.functional.lif_box import LIFBoxParameters
 
-from hw_models.fanout import model_fan_outs, spike_sources
-from neuromorph.spec import SYNAPTIC_TYPES, Conv, Dense, Flatten, ModelSpec, Pool
+from hw_models.fanout import model_fan_outs
+from neuromorph.errors import NeuromorphError
+from neuromorph.outputs import SNNOutput, reduce_readout
+from neuromorph.spec import Conv, Dense, Flatten, Layer, ModelSpec, Pool, unsupported_layer
+from neuromorph.structure import INPUT, blocks, spike_sources
 
-
-@dataclass
-class SNNOutput:
-    """What one forward pass produces.
-
-    ``logits``: ``[B, classes]`` (the readout voltage reduced over time); ``voltages``: readout voltage
-    ``[T, B, classes]``; ``spikes``: one ``[T, B, *shape]`` tensor per spike source of the spec, in the order of
-    :func:`hw_models.fanout.spike_sources` (the encoded input first when it is spike-encoded).
-    """
-
-    logits: torch.Tensor
-    voltages: torch.Tensor
-    spikes: list[torch.Tensor]
+__all__ = ["ARITHMETIC", "NEURON_CELLS", "TORCH_MODULES", "SNNOutput", "SpikingNet", "build_model",
+           "calibrate_firing", "reduce_readout", "register_arithmetic"]
 
 
 class _SumPool2d(nn.Module):
@@ -47,39 +40,55 @@ class _SumPool2d(nn.Module):
         return nn.functional.avg_pool2d(x, self.kernel_size) * self.kernel_size**2
 
 
-def _passthrough(layer) -> nn.Module:
-    if isinstance(layer, Flatten):
-        return nn.Flatten(start_dim=1)
-    if isinstance(layer, Pool):
-        return nn.AvgPool2d(layer.kernel_size) if layer.mode == "avg" else _SumPool2d(layer.kernel_size)
-    raise TypeError(layer)
+def _pool_module(layer: Pool, in_shape: tuple[int, ...]) -> nn.Module:
+    return nn.AvgPool2d(layer.kernel_size) if layer.mode == "avg" else _SumPool2d(layer.kernel_size)
 
 
-def _synapse(layer, in_shape: tuple[int, ...]) -> nn.Module:
-    if isinstance(layer, Dense):
-        return nn.Linear(in_shape[0], layer.out_features, bias=layer.bias)
-    if isinstance(layer, Conv):
-        return nn.Conv2d(in_shape[0], layer.out_channels, layer.kernel_size, layer.stride, layer.padding,
-                         bias=layer.bias)
-    raise TypeError(layer)
+# The torch backend's table: layer class -> (layer, input shape without batch) -> module on [N, *in_shape].
+TORCH_MODULES: dict[type, Callable[[Layer, tuple[int, ...]], nn.Module]] = {
+    Dense: lambda layer, in_shape: nn.Linear(in_shape[0], layer.out_features, bias=layer.bias),
+    Conv: lambda layer, in_shape: nn.Conv2d(in_shape[0], layer.out_channels, layer.kernel_size, layer.stride,
+                                            layer.padding, bias=layer.bias),
+    Pool: _pool_module,
+    Flatten: lambda layer, in_shape: nn.Flatten(start_dim=1),
+}
 
 
-def make_cell(spec: ModelSpec) -> nn.Module:
-    """The Norse cell of a hidden layer, with the spec's parameters."""
+def torch_module(layer: Layer, in_shape: tuple[int, ...]) -> nn.Module:
+    """The torch module of one spec layer."""
+    make = TORCH_MODULES.get(type(layer))
+    if make is None:
+        raise unsupported_layer(layer, "the torch model")
+    return make(layer, tuple(in_shape))
+
+
+def _lif_cell(spec: ModelSpec) -> nn.Module:
     n = spec.neuron
-    if n.cell == "lifbox":
-        p = LIFBoxParameters(
-            tau_mem_inv=torch.as_tensor(n.tau_mem_inv), v_leak=torch.as_tensor(n.v_leak),
-            v_th=torch.as_tensor(n.v_th), v_reset=torch.as_tensor(n.v_reset), method=n.surrogate,
-            alpha=torch.as_tensor(n.alpha),
-        )
-        return LIFBoxCell(p, dt=spec.dt_s)
     p = LIFParameters(
         tau_syn_inv=torch.as_tensor(n.tau_syn_inv), tau_mem_inv=torch.as_tensor(n.tau_mem_inv),
         v_leak=torch.as_tensor(n.v_leak), v_th=torch.as_tensor(n.v_th), v_reset=torch.as_tensor(n.v_reset),
         method=n.surrogate, alpha=torch.as_tensor(n.alpha),
     )
     return LIFCell(p, dt=spec.dt_s)
+
+
+def _lifbox_cell(spec: ModelSpec) -> nn.Module:
+    n = spec.neuron
+    p = LIFBoxParameters(
+        tau_mem_inv=torch.as_tensor(n.tau_mem_inv), v_leak=torch.as_tensor(n.v_leak),
+        v_th=torch.as_tensor(n.v_th), v_reset=torch.as_tensor(n.v_reset), method=n.surrogate,
+        alpha=torch.as_tensor(n.alpha),
+    )
+    return LIFBoxCell(p, dt=spec.dt_s)
+
+
+# NeuronSpec.cell -> the Norse cell of a hidden population
+NEURON_CELLS: dict[str, Callable[[ModelSpec], nn.Module]] = {"lif": _lif_cell, "lifbox": _lifbox_cell}
+
+
+def make_cell(spec: ModelSpec) -> nn.Module:
+    """The Norse cell of a hidden layer, with the spec's parameters."""
+    return NEURON_CELLS[spec.neuron.cell](spec)
 
 
 def make_readout(spec: ModelSpec) -> nn.Module:
@@ -123,27 +132,28 @@ class _Block(nn.Module):
 
 
 class SpikingNet(nn.Module):
-    """A feed-forward SNN: ``[pre -> synapse -> LIF]* -> pre -> synapse -> LI readout``.
+    """A feed-forward SNN: ``[pre -> synapse -> LIF]* -> pre -> synapse -> LI readout``, one module per block of
+    :func:`neuromorph.structure.blocks`.
 
-    ``forward`` takes an encoded, time-major input ``[T, B, *input_shape]`` (see :mod:`neuromorph.encoders`).
-    With ``spec.fixed_point`` set it computes as Loihi fixed point does (:mod:`export.loihi_exact`).
+    ``forward`` takes an encoded, time-major input ``[T, B, *input_shape]`` (see :mod:`neuromorph.encoders`) and
+    computes in the arithmetic ``spec.arithmetic`` names (:data:`ARITHMETIC`): Norse float, or Loihi fixed point
+    (registered by :mod:`export.loihi_exact`).
     """
 
     def __init__(self, spec: ModelSpec):
         super().__init__()
         self.spec = spec
-        shapes = [spec.input_shape, *spec.layer_shapes()]
-        synaptic = [i for i, layer in enumerate(spec.layers) if isinstance(layer, SYNAPTIC_TYPES)]
-        blocks = []
-        start = 0
-        for index in synaptic:
-            pre = [_passthrough(layer) for layer in spec.layers[start:index]]
-            neuron = make_readout(spec) if index == synaptic[-1] else make_cell(spec)
-            blocks.append(_Block(pre, _synapse(spec.layers[index], shapes[index]), neuron, shapes[index + 1]))
-            start = index + 1
-        self.blocks = nn.ModuleList(blocks)
+        modules = []
+        for block in blocks(spec):
+            shapes = [block.in_shape]
+            for layer in block.pre:
+                shapes.append(layer.output_shape(shapes[-1]))
+            pre = [torch_module(layer, shape) for layer, shape in zip(block.pre, shapes, strict=False)]
+            neuron = make_readout(spec) if block.readout else make_cell(spec)
+            modules.append(_Block(pre, torch_module(block.synapse, block.synapse_in_shape), neuron, block.out_shape))
+        self.blocks = nn.ModuleList(modules)
         self.sources = spike_sources(spec)
-        self.records_input = bool(self.sources) and self.sources[0].name == "input"
+        self.records_input = bool(self.sources) and self.sources[0].name == INPUT
         for number, psi in enumerate(model_fan_outs(spec)):
             self.register_buffer(f"fan_out_{number}", psi.float(), persistent=False)
 
@@ -156,32 +166,49 @@ class SpikingNet(nn.Module):
     def synapses(self) -> list[nn.Module]:
         return [block.synapse for block in self.blocks]
 
+    def hidden_spikes(self, out: SNNOutput) -> list[torch.Tensor]:
+        """The spikes of the hidden populations (``lif1`` ...) in ``out``, without the recorded input."""
+        return out.spikes[1:] if self.records_input else out.spikes
+
     def forward(self, x: torch.Tensor) -> SNNOutput:
         expected = (self.spec.time_steps, *self.spec.input_shape)
         if x.dim() != len(expected) + 1 or x.shape[0] != expected[0] or tuple(x.shape[2:]) != expected[1:]:
             raise ValueError(f"expected input [T={expected[0]}, B, {', '.join(map(str, expected[1:]))}], "
                              f"got {list(x.shape)}")
-        if self.spec.fixed_point is not None:  # Loihi-exact: the chip's integer arithmetic (export/loihi_exact.py)
-            from export.loihi_exact import fixed_point_forward
-
-            return fixed_point_forward(self, x)
-        spikes = [x] if self.records_input else []
-        h = x
-        for block in self.blocks[:-1]:
-            h = block.integrate(block.currents(h))
-            spikes.append(h)
-        voltages = self.blocks[-1].integrate(self.blocks[-1].currents(h))
-        return SNNOutput(logits=reduce_readout(voltages, self.spec.readout.reduce), voltages=voltages,
-                         spikes=spikes)
+        return arithmetic(self.spec.arithmetic)(self, x)
 
 
-def reduce_readout(voltages: torch.Tensor, how: str) -> torch.Tensor:
-    """Logits from readout voltages ``[T, B, C]``: max, mean or last over time."""
-    if how == "max":
-        return voltages.max(dim=0).values
-    if how == "mean":
-        return voltages.mean(dim=0)
-    return voltages[-1]
+def norse_forward(model: SpikingNet, x: torch.Tensor) -> SNNOutput:
+    """Norse float arithmetic: synaptic layers on all steps at once, the Norse cells stepped over time."""
+    spikes = [x] if model.records_input else []
+    h = x
+    for block in model.blocks[:-1]:
+        h = block.integrate(block.currents(h))
+        spikes.append(h)
+    voltages = model.blocks[-1].integrate(model.blocks[-1].currents(h))
+    return SNNOutput(logits=reduce_readout(voltages, model.spec.readout.reduce), voltages=voltages, spikes=spikes)
+
+
+Forward = Callable[[SpikingNet, torch.Tensor], SNNOutput]
+# ModelSpec.arithmetic -> forward pass. Norse float is built in; other arithmetics register themselves when their
+# module is imported (as Lava's select_tag picks a process model). ARITHMETIC_PROVIDERS names those modules, so that
+# this module imports none of them.
+ARITHMETIC: dict[str, Forward] = {"norse-float": norse_forward}
+ARITHMETIC_PROVIDERS: dict[str, str] = {"loihi-fixed-point": "export.loihi_exact"}
+
+
+def register_arithmetic(name: str, forward: Forward) -> None:
+    """Make ``forward(model, x) -> SNNOutput`` the forward pass of models whose ``spec.arithmetic`` is ``name``."""
+    ARITHMETIC[name] = forward
+
+
+def arithmetic(name: str) -> Forward:
+    """The forward pass registered for ``name``, importing its provider module on first use."""
+    if name not in ARITHMETIC and name in ARITHMETIC_PROVIDERS:
+        importlib.import_module(ARITHMETIC_PROVIDERS[name])
+    if name not in ARITHMETIC:
+        raise NeuromorphError(f"unknown arithmetic {name!r}; registered: {', '.join(ARITHMETIC)}")
+    return ARITHMETIC[name]
 
 
 def build_model(spec: ModelSpec) -> SpikingNet:

@@ -12,26 +12,63 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, ClassVar
 
 from neuromorph.errors import NeuromorphError
 
 
+class LayerBase:
+    """What every layer class knows about itself: its type name (the ``type`` of its dict form), whether it is
+    synaptic (it owns weights and a neuron population follows it) or a pass-through of spikes, its output shape,
+    and its serialization. Backends keep one table each, keyed by the layer class (see ``tests/test_layer_tables.py``).
+    """
+
+    type_name: ClassVar[str]
+    synaptic: ClassVar[bool]
+
+    def output_shape(self, shape: tuple[int, ...], where: str = "") -> tuple[int, ...]:
+        """Output shape (no batch) for input ``shape``; one clear error when the layer does not accept it."""
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type_name, **asdict(self)}  # type: ignore[call-overload]
+
+
+def _where(where: str, layer: LayerBase) -> str:
+    return where or type(layer).__name__
+
+
+def _image_shape(layer: LayerBase, shape: tuple[int, ...], where: str) -> tuple[int, int, int]:
+    if len(shape) != 3:
+        raise NeuromorphError(f"{_where(where, layer)} needs a [C, H, W] input, got shape {shape}")
+    return shape  # type: ignore[return-value]
+
+
 @dataclass(frozen=True)
-class Dense:
+class Dense(LayerBase):
     """Fully connected synapses ``y = W x`` (``[out_features, in_features]``), followed by a neuron layer."""
 
+    type_name: ClassVar[str] = "dense"
+    synaptic: ClassVar[bool] = True
     out_features: int
     bias: bool = False
 
     def __post_init__(self) -> None:
         _positive("Dense.out_features", self.out_features)
 
+    def output_shape(self, shape: tuple[int, ...], where: str = "") -> tuple[int, ...]:
+        if len(shape) != 1:
+            raise NeuromorphError(f"{_where(where, self)} needs a flat input, got shape {shape}: add a Flatten "
+                                  "before it")
+        return (self.out_features,)
+
 
 @dataclass(frozen=True)
-class Conv:
+class Conv(LayerBase):
     """2-D convolution (square kernel, stride and zero padding), followed by a neuron layer."""
 
+    type_name: ClassVar[str] = "conv"
+    synaptic: ClassVar[bool] = True
     out_channels: int
     kernel_size: int
     stride: int = 1
@@ -45,18 +82,28 @@ class Conv:
         if self.padding < 0:
             raise NeuromorphError(f"Conv.padding must be >= 0, got {self.padding}")
 
+    def output_shape(self, shape: tuple[int, ...], where: str = "") -> tuple[int, ...]:
+        _, height, width = _image_shape(self, shape, where)
+        out_h = (height + 2 * self.padding - self.kernel_size) // self.stride + 1
+        out_w = (width + 2 * self.padding - self.kernel_size) // self.stride + 1
+        if out_h <= 0 or out_w <= 0:
+            raise NeuromorphError(f"{_where(where, self)}: kernel {self.kernel_size} does not fit input {shape}")
+        return (self.out_channels, out_h, out_w)
+
 
 POOL_MODES = ("avg", "sum")
 
 
 @dataclass(frozen=True)
-class Pool:
+class Pool(LayerBase):
     """Non-overlapping 2-D pooling of spikes (window = stride = ``kernel_size``, no padding).
 
     ``avg`` divides by ``kernel_size**2``, ``sum`` does not. On a chip, pooling is folded into the weights of the
     next synaptic layer, so a spike's fan-out is that of the pooled position it falls into (see hw_models.fanout).
     """
 
+    type_name: ClassVar[str] = "pool"
+    synaptic: ClassVar[bool] = False
     kernel_size: int
     mode: str = "avg"
 
@@ -65,15 +112,36 @@ class Pool:
         if self.mode not in POOL_MODES:
             raise NeuromorphError(f"Pool.mode must be one of {', '.join(POOL_MODES)}, got {self.mode!r}")
 
+    def output_shape(self, shape: tuple[int, ...], where: str = "") -> tuple[int, ...]:
+        channels, height, width = _image_shape(self, shape, where)
+        if height < self.kernel_size or width < self.kernel_size:
+            raise NeuromorphError(f"{_where(where, self)}: window {self.kernel_size} does not fit input {shape}")
+        return (channels, height // self.kernel_size, width // self.kernel_size)
+
 
 @dataclass(frozen=True)
-class Flatten:
+class Flatten(LayerBase):
     """Flatten ``[C, H, W]`` to ``[C*H*W]`` (C-order, as torch does)."""
+
+    type_name: ClassVar[str] = "flatten"
+    synaptic: ClassVar[bool] = False
+
+    def output_shape(self, shape: tuple[int, ...], where: str = "") -> tuple[int, ...]:
+        return (math.prod(shape),)
 
 
 Layer = Dense | Conv | Pool | Flatten
-LAYER_TYPES: dict[str, type] = {"dense": Dense, "conv": Conv, "pool": Pool, "flatten": Flatten}
-SYNAPTIC_TYPES = (Dense, Conv)
+LAYER_CLASSES: tuple[type[LayerBase], ...] = (Dense, Conv, Pool, Flatten)
+LAYER_TYPES: dict[str, type] = {cls.type_name: cls for cls in LAYER_CLASSES}
+SYNAPTIC_TYPES = tuple(cls for cls in LAYER_CLASSES if cls.synaptic)
+SUPPORTED_LAYERS = ", ".join(cls.__name__ for cls in LAYER_CLASSES)
+
+
+def unsupported_layer(layer: Any, what: str = "") -> NeuromorphError:
+    """The one error for a layer a table has no row for (``what``: the backend, e.g. 'NIR export')."""
+    return NeuromorphError(f"unsupported layer {layer!r}{' for ' + what if what else ''}; supported: "
+                           f"{SUPPORTED_LAYERS}")
+
 
 CELL_TYPES = ("lif", "lifbox")
 
@@ -195,12 +263,19 @@ class ModelSpec:
             raise NeuromorphError(f"the last layer must be Dense({self.num_classes}) feeding the readout")
         self.layer_shapes()  # validates that the shapes chain
 
+    @property
+    def arithmetic(self) -> str:
+        """The arithmetic the network computes in (a key of :data:`neuromorph.models.ARITHMETIC`)."""
+        return "norse-float" if self.fixed_point is None else "loihi-fixed-point"
+
     def layer_shapes(self) -> list[tuple[int, ...]]:
         """Output shape (without batch) of every layer, checking that each layer accepts its input."""
         shape = self.input_shape
         shapes = []
         for index, layer in enumerate(self.layers):
-            shape = _output_shape(layer, shape, index)
+            if not isinstance(layer, LAYER_CLASSES):
+                raise unsupported_layer(layer)
+            shape = layer.output_shape(shape, f"layer {index} ({type(layer).__name__})")
             shapes.append(shape)
         return shapes
 
@@ -208,7 +283,7 @@ class ModelSpec:
         extra = {"fixed_point": asdict(self.fixed_point)} if self.fixed_point is not None else {}
         return {
             "input_shape": list(self.input_shape),
-            "layers": [{"type": _layer_type_name(layer), **asdict(layer)} for layer in self.layers],
+            "layers": [layer.to_dict() for layer in self.layers],
             "num_classes": self.num_classes,
             "time_steps": self.time_steps,
             "dt_s": self.dt_s,
@@ -253,37 +328,6 @@ def _build(cls: type, values: dict[str, Any]) -> Any:
     if unknown:
         raise NeuromorphError(f"unknown field(s) {sorted(unknown)} for {cls.__name__}; known: {sorted(known)}")
     return cls(**values)
-
-
-def _layer_type_name(layer: Layer) -> str:
-    for name, cls in LAYER_TYPES.items():
-        if isinstance(layer, cls):
-            return name
-    raise NeuromorphError(f"unsupported layer {layer!r}; supported: {', '.join(LAYER_TYPES)}")
-
-
-def _output_shape(layer: Layer, shape: tuple[int, ...], index: int) -> tuple[int, ...]:
-    where = f"layer {index} ({type(layer).__name__})"
-    if isinstance(layer, Dense):
-        if len(shape) != 1:
-            raise NeuromorphError(f"{where} needs a flat input, got shape {shape}: add a Flatten before it")
-        return (layer.out_features,)
-    if isinstance(layer, Flatten):
-        return (math.prod(shape),)
-    if len(shape) != 3:
-        raise NeuromorphError(f"{where} needs a [C, H, W] input, got shape {shape}")
-    channels, height, width = shape
-    if isinstance(layer, Conv):
-        out_h = (height + 2 * layer.padding - layer.kernel_size) // layer.stride + 1
-        out_w = (width + 2 * layer.padding - layer.kernel_size) // layer.stride + 1
-        if out_h <= 0 or out_w <= 0:
-            raise NeuromorphError(f"{where}: kernel {layer.kernel_size} does not fit input {shape}")
-        return (layer.out_channels, out_h, out_w)
-    if isinstance(layer, Pool):
-        if height < layer.kernel_size or width < layer.kernel_size:
-            raise NeuromorphError(f"{where}: window {layer.kernel_size} does not fit input {shape}")
-        return (channels, height // layer.kernel_size, width // layer.kernel_size)
-    raise NeuromorphError(f"unsupported layer {layer!r}; supported: {', '.join(LAYER_TYPES)}")
 
 
 def _positive(name: str, value: float) -> None:

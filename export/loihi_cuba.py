@@ -1,0 +1,164 @@
+"""Lava's bit-accurate CUBA LIF and its synapses, twice, side by side: in numpy (the exact reference of what
+lava-nc 0.10.0 and lava-dl 0.6.0 compute) and in torch with straight-through gradients (Loihi-exact training).
+
+Per neuron and step (``PyLifModelBitAcc``, ``lava/proc/lif/models.py``), all integers:
+
+``u = sign(u*(4096 - iDecay)) * (|u*(4096 - iDecay)| >> 12) + (a_in << 6)``, wrapped into 24 bits as Lava wraps it;
+``v = clip(sign(v*(4096 - vDecay)) * (|v*(4096 - vDecay)| >> 12) + u + (bias_mant << 6), -(2**23 - 1), 2**23 - 1)``;
+``s = v > (vThMant << 6)``; ``v[s] = 0``. (netx sets ``du = iDecay - 1``; Lava decays the current by ``du + 1``.)
+
+Synapses (``PyDenseModelBitAcc``, ``PyConvModelFixed``): the integer weighted sum of binary spikes; Lava's
+fixed-point Conv wraps its sum to signed 24 bits. As Lava's ``proc/lif/models.py`` keeps the float and bit-accurate
+models of one process together, both implementations live here and read their bit widths from one place,
+:data:`hw_models.loihi.LOIHI_FIXED_POINT`. The torch side computes in float64, which holds these integers exactly;
+its rounding and truncation pass gradients straight through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from hw_models.loihi import LOIHI_FIXED_POINT, LoihiFixedPoint
+
+# ---- numpy: the bit-exact reference ------------------------------------------------------------------------------
+
+
+@dataclass
+class CubaState:
+    """Current ``u`` and voltage ``v`` of a population, integers in Lava's scaled units."""
+
+    u: np.ndarray
+    v: np.ndarray
+
+
+def decay_np(x: np.ndarray, decay: int, fp: LoihiFixedPoint) -> np.ndarray:
+    """``x * (1 - decay/4096)``, truncated toward zero as Lava does."""
+    product = x.astype(np.int64) * (fp.decay_unit - decay)
+    return np.sign(product) * (np.abs(product) >> fp.decay_bits)
+
+
+def cuba_lif_step(state: CubaState, a_in: np.ndarray, i_decay: int, v_decay: int, v_th_mant: int,
+                  bias_mant: np.ndarray | int, fp: LoihiFixedPoint) -> tuple[np.ndarray, CubaState]:
+    """One bit-accurate step of Lava's LIF; returns the spikes and the new state."""
+    limit = 2 ** (fp.state_bits - 1)
+    current = decay_np(state.u, i_decay, fp) + (a_in.astype(np.int64) << fp.input_shift)
+    wrapped = np.where(current > limit, current - 2 * limit, current)
+    wrapped = np.where(wrapped <= -limit, current + 2 * limit, wrapped)  # as Lava writes it
+    bias = np.left_shift(np.asarray(bias_mant, dtype=np.int64), fp.bias_exp)
+    voltage = np.clip(decay_np(state.v, v_decay, fp) + wrapped + bias, -limit + 1, limit - 1)
+    spikes = voltage > (np.int64(v_th_mant) << fp.threshold_shift)
+    return spikes, CubaState(u=wrapped, v=np.where(spikes, 0, voltage))
+
+
+def wrap_conv_np(total: np.ndarray, fp: LoihiFixedPoint) -> np.ndarray:
+    """Lava's ``signed_clamp`` of a conv sum: wraps to signed ``conv_accumulator_bits`` bits."""
+    base = 1 << fp.conv_accumulator_bits
+    return (total + base // 2) % base - base // 2
+
+
+def _dense_sum_np(layer, spikes: np.ndarray, fp: LoihiFixedPoint) -> np.ndarray:
+    return spikes.reshape(spikes.shape[0], -1).astype(np.int64) @ layer.weight.T.astype(np.int64)
+
+
+def _conv_sum_np(layer, spikes: np.ndarray, fp: LoihiFixedPoint) -> np.ndarray:
+    summed = torch.nn.functional.conv2d(torch.from_numpy(spikes.astype(np.float64)),
+                                        torch.from_numpy(layer.weight.astype(np.float64)),
+                                        stride=layer.stride, padding=layer.padding, groups=layer.groups)
+    return wrap_conv_np(np.round(summed.numpy()).astype(np.int64), fp)
+
+
+# ---- torch: the same arithmetic with straight-through gradients ---------------------------------------------------
+
+def straight_through(x: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """``value`` in the forward pass, the identity's gradient in the backward pass."""
+    return x + (value - x).detach()
+
+
+def even_grid(x, fp: LoihiFixedPoint = LOIHI_FIXED_POINT):
+    """Round to the 8-bit weight grid: even integers in ``[-256, 254]`` (numpy or torch, no gradient)."""
+    lib = torch if isinstance(x, torch.Tensor) else np
+    return lib.clip(lib.round(x / fp.weight_step) * fp.weight_step, fp.weight_min, fp.weight_max)
+
+
+def _trunc_decay(x: torch.Tensor, decay: int, fp: LoihiFixedPoint) -> torch.Tensor:
+    """``x * (1 - decay/4096)`` truncated toward zero, as Lava does (exact for 24-bit integers in float64)."""
+    product = x * ((fp.decay_unit - decay) / fp.decay_unit)  # a power-of-two division: exact
+    return straight_through(product, torch.trunc(product))
+
+
+def _wrap(current: torch.Tensor, fp: LoihiFixedPoint) -> torch.Tensor:
+    limit = 2 ** (fp.state_bits - 1)
+    wrapped = torch.where(current > limit, current - 2 * limit, current)
+    return torch.where(wrapped <= -limit, current + 2 * limit, wrapped)
+
+
+def cuba_fixed_point(a_in: torch.Tensor, i_decay: int, v_decay: int, v_th_mant: int, scale: float,
+                     surrogate: tuple[str, float] | None, fp: LoihiFixedPoint = LOIHI_FIXED_POINT
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run Lava's fixed-point CUBA LIF over integer inputs ``a_in`` ``[T, B, ...]``; returns spikes and voltages
+    (Lava's units, ``[T, B, ...]``). ``surrogate`` ``(method, alpha)`` gives spikes a Norse surrogate gradient on the
+    voltage in Norse volts; None (the readout) makes them plain comparisons. Step by step it is
+    :func:`cuba_lif_step` (with zero bias)."""
+    from norse.torch.functional.threshold import threshold
+
+    limit = 2 ** (fp.state_bits - 1)
+    threshold_int = float(v_th_mant << fp.threshold_shift)
+    volts = scale * 2**fp.threshold_shift
+    u = torch.zeros_like(a_in[0])
+    v = torch.zeros_like(a_in[0])
+    spikes, voltages = [], []
+    for step in range(a_in.shape[0]):
+        u = _trunc_decay(u, i_decay, fp) + a_in[step] * 2**fp.input_shift
+        u = straight_through(u, _wrap(u.detach(), fp))
+        v = _trunc_decay(v, v_decay, fp) + u
+        v = straight_through(v, v.detach().clamp(-limit + 1, limit - 1))
+        if surrogate is None:
+            z = (v > threshold_int).to(v.dtype)
+        else:
+            z = threshold((v - threshold_int) / volts, surrogate[0], surrogate[1])
+        v = (1 - z) * v
+        spikes.append(z)
+        voltages.append(v)
+    return torch.stack(spikes), torch.stack(voltages)
+
+
+def _dense_sum_torch(layer, weight: torch.Tensor, flat: torch.Tensor, fp: LoihiFixedPoint) -> torch.Tensor:
+    return nn.functional.linear(flat.reshape(flat.shape[0], -1), weight)
+
+
+def _conv_sum_torch(layer, weight: torch.Tensor, flat: torch.Tensor, fp: LoihiFixedPoint) -> torch.Tensor:
+    out = nn.functional.conv2d(flat, weight, stride=layer.stride, padding=layer.padding)
+    base = 2**fp.conv_accumulator_bits  # Lava's fixed-point Conv wraps its sum to signed 24 bits
+    return straight_through(out, torch.remainder(out.detach() + base // 2, base) - base // 2)
+
+
+@dataclass(frozen=True)
+class SynapticSum:
+    """One on-chip synapse kind in both implementations: ``numpy(layer, spikes [B, *in], fp)`` and
+    ``torch(layer, weight, spikes [N, *in], fp)``, each the integer weighted sum ``[B, *out]``."""
+
+    numpy: Callable[..., np.ndarray]
+    torch: Callable[..., torch.Tensor]
+
+
+# chip synapse kind (export.chip_plan.SYNAPSE_KINDS) -> its weighted sum
+SYNAPTIC_SUMS: dict[str, SynapticSum] = {
+    "dense": SynapticSum(numpy=_dense_sum_np, torch=_dense_sum_torch),
+    "conv": SynapticSum(numpy=_conv_sum_np, torch=_conv_sum_torch),
+}
+
+
+def synaptic_input(layer, spikes: np.ndarray, fp: LoihiFixedPoint = LOIHI_FIXED_POINT) -> np.ndarray:
+    """Integer weighted sum of a batch of spikes ``[B, *in_shape]`` (torch order) -> ``[B, *out_shape]``."""
+    return SYNAPTIC_SUMS[layer.synapse_kind].numpy(layer, spikes, fp)
+
+
+def round_host_current(current: torch.Tensor, fp: LoihiFixedPoint = LOIHI_FIXED_POINT) -> torch.Tensor:
+    """A host current rounded to the integers the chip's signed 16-bit synaptic input takes (straight-through)."""
+    limit = 2 ** (fp.synaptic_input_bits - 1)
+    return straight_through(current, current.detach().round().clamp(-limit, limit - 1))
