@@ -17,6 +17,12 @@ object-detection dataset neuromorph does not use); :func:`import_lava` drops it,
 tables and JSON, and sends anything else printed at import to stderr.
 
 Heavy backends load late: ``import neuromorph`` does not import Lava.
+
+So that Lava imports as it is in the project's environment (``python -c "import lava.lib.dl.netx"``, with no
+neuromorph code run first), ``make venv`` runs ``python -m neuromorph.lava_compat install-pth``, which writes
+:data:`PTH_NAME` into the environment's site-packages: a one-line startup file that registers this hook (only the
+hook: nothing is imported from Lava, and it costs about a millisecond at interpreter start). The hook itself stays
+here, tested; setting ``NEUROMORPH_NO_LAVA_HOOK=1`` turns the startup registration off.
 """
 
 from __future__ import annotations
@@ -88,6 +94,41 @@ def install() -> None:
         sys.meta_path.insert(0, _VarModelFinder())
 
 
+PTH_NAME = "neuromorph-lava-compat.pth"
+STARTUP_OFF = "NEUROMORPH_NO_LAVA_HOOK"
+# One line, as site.py executes it; it stays quiet when neuromorph is not importable from this environment.
+PTH_LINE = ('import sys; exec("try:\\n from neuromorph.lava_compat import startup\\nexcept ImportError:\\n pass\\n'
+            'else:\\n startup()")\n')
+
+
+def startup() -> None:
+    """Called by the startup file at interpreter start: register the hook unless turned off."""
+    import os
+
+    if not os.environ.get(STARTUP_OFF):
+        install()
+
+
+def install_pth(site_packages: str | None = None) -> str:
+    """Write the startup file into ``site_packages`` (default: this environment's), atomically; returns its path."""
+    import os
+    import sysconfig
+    import tempfile
+
+    folder = site_packages or sysconfig.get_paths()["purelib"]
+    path = os.path.join(folder, PTH_NAME)
+    fd, tmp = tempfile.mkstemp(prefix=f".{PTH_NAME}.", dir=folder)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(PTH_LINE)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return path
+
+
 def import_lava(module: str = "lava.magma.core.run_configs") -> ModuleType:
     """Install the hook and import a Lava module, with one clear error when Lava is not installed, or when this
     process already runs multiprocessing with a start method other than the 'fork' that Lava needs."""
@@ -122,3 +163,9 @@ def _forward_import_output(text: str) -> None:
     text = _IMPORT_NOTICE.sub("", text)
     if text:
         sys.stderr.write(text)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["install-pth"]:
+        sys.exit("usage: python -m neuromorph.lava_compat install-pth")
+    print(f"wrote {install_pth()}")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from neuromorph.lava_compat import import_lava, patch_var_model_source
+from neuromorph.lava_compat import PTH_LINE, PTH_NAME, STARTUP_OFF, import_lava, install_pth, patch_var_model_source
 
 
 def test_rewrites_only_the_bad_defaults():
@@ -32,10 +33,33 @@ def test_neuromorph_does_not_import_lava():
 def test_lava_fails_without_the_hook_and_imports_with_it():
     """Proves the fix is needed (the installed files are untouched) and that it works."""
     bare = subprocess.run([sys.executable, "-c", "import lava.magma.compiler.var_model"], capture_output=True,
-                          text=True)
+                          text=True, env={**os.environ, STARTUP_OFF: "1"})  # without the environment's startup hook
     assert bare.returncode != 0 and "default_factory" in bare.stderr
     netx = import_lava("lava.lib.dl.netx")
     assert hasattr(netx, "hdf5") and hasattr(netx.hdf5, "Network")
+
+
+def test_the_environment_imports_lava_as_it_is():
+    """`make venv` installs the startup file: a user's own `import lava.lib.dl.netx` works with no neuromorph code
+    run first, and the hook it registers is this project's."""
+    code = "import lava.lib.dl.netx, sys; print(any(type(f).__module__ == 'neuromorph.lava_compat' for f in sys.meta_path))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "True"
+
+
+def test_install_pth_writes_the_one_line_startup_file(tmp_path):
+    path = install_pth(str(tmp_path))
+    assert path == str(tmp_path / PTH_NAME) and (tmp_path / PTH_NAME).read_text() == PTH_LINE
+    assert PTH_LINE.startswith("import ") and PTH_LINE.count("\n") == 1  # site.py executes one 'import' line
+    assert [p.name for p in tmp_path.iterdir()] == [PTH_NAME]  # written atomically, no temporary left behind
+    code = f"import sys; sys.path.insert(0, {str(tmp_path)!r}); exec(open({path!r}).read()); " \
+           "print(sum(type(f).__name__ == '_VarModelFinder' for f in sys.meta_path))"
+    on = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    off = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), STARTUP_OFF: "1"})
+    assert on.stdout.strip() == "1" and off.stdout.strip() == "0", (on.stderr, off.stderr)
 
 
 def test_importing_netx_leaves_stdout_clean():
