@@ -42,7 +42,8 @@ def test_lava_fails_without_the_hook_and_imports_with_it():
 def test_the_environment_imports_lava_as_it_is():
     """`make venv` installs the startup file: a user's own `import lava.lib.dl.netx` works with no neuromorph code
     run first, and the hook it registers is this project's."""
-    code = "import lava.lib.dl.netx, sys; print(any(type(f).__module__ == 'neuromorph.lava_compat' for f in sys.meta_path))"
+    code = ("import lava.lib.dl.netx, sys; "
+            "print(any(type(f).__module__ == 'neuromorph.lava_compat' for f in sys.meta_path))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "True"
