@@ -1,8 +1,11 @@
 """Export a trained :class:`~neuromorph.models.SpikingNet` to a NIR graph (nir 1.0.8).
 
-Each spec layer becomes one NIR node, in order, chained by edges:
+Each block of :func:`neuromorph.structure.blocks` becomes a run of NIR nodes, one per spec layer (written by the
+:data:`NIR_WRITERS` row of its class) and one for its population, chained by edges:
 ``Input -> [Flatten | SumPool2d | AvgPool2d]* -> (Linear | Affine | Conv2d) -> (CubaLIF | LIF) -> ...``, ending
-``... -> (Linear | Affine) -> CubaLI -> Output``.
+``... -> (Linear | Affine) -> CubaLI -> Output``. A population node has the population's one name (``lif1`` ...
+``lifN``, ``readout``); the block's other nodes carry its number (``flatten1``, ``linear1``, ``lif1``, ...,
+``linear3``, ``readout``), valid torch module names as Norse's importer needs.
 
 A Norse ``LIFCell`` step with ``a = dt*tau_mem_inv``, ``b = dt*tau_syn_inv`` (DESIGN.md section 3) is exactly NIR's
 ``CubaLIF`` (``tau_syn dI/dt = -I + w_in S``, ``tau_mem dv/dt = (v_leak - v) + r I``) under forward Euler with step
@@ -20,13 +23,15 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from neuromorph.errors import NeuromorphError
-from neuromorph.spec import Conv, Dense, Flatten, ModelSpec, Pool
+from neuromorph.spec import Conv, Dense, Flatten, ModelSpec, Pool, unsupported_layer
+from neuromorph.structure import HIDDEN, INPUT, READOUT, Block, blocks
 
 NIR_FORMAT = "neuromorph.nir"
 TIME_UNIT = "s"
@@ -34,38 +39,51 @@ TIME_UNIT = "s"
 
 def tool_versions() -> dict[str, str]:
     """Versions of the packages that shape an exported file."""
-    from importlib.metadata import PackageNotFoundError, version
+    from neuromorph.versions import tool_versions as versions
 
-    versions = {}
-    for package in ("neuromorph", "nir", "norse", "torch", "numpy", "h5py"):
-        try:
-            versions[package] = version(package)
-        except PackageNotFoundError:
-            versions[package] = "unknown"
-    return versions
+    return versions("nir", "numpy", "h5py")
 
 
 def _neuron_vector(value: float, shape: tuple[int, ...]) -> np.ndarray:
     return np.full(shape, value, dtype=np.float32)
 
 
-def cuba_lif_node(spec: ModelSpec, shape: tuple[int, ...]):
-    """NIR neuron node equal to the spec's hidden Norse cell for a layer of output ``shape``."""
+def _lif_node(spec: ModelSpec, shape: tuple[int, ...]):
+    """NIR ``LIF`` equal to Norse's ``LIFBoxCell`` (no synaptic current)."""
     import nir
 
     n = spec.neuron
-    tau_mem = 1.0 / n.tau_mem_inv
-    if n.cell == "lifbox":
-        return nir.LIF(tau=_neuron_vector(tau_mem, shape), r=_neuron_vector(1.0, shape),
-                       v_leak=_neuron_vector(n.v_leak, shape), v_threshold=_neuron_vector(n.v_th, shape),
-                       v_reset=_neuron_vector(n.v_reset, shape))
+    return nir.LIF(tau=_neuron_vector(1.0 / n.tau_mem_inv, shape), r=_neuron_vector(1.0, shape),
+                   v_leak=_neuron_vector(n.v_leak, shape), v_threshold=_neuron_vector(n.v_th, shape),
+                   v_reset=_neuron_vector(n.v_reset, shape))
+
+
+def _cuba_lif_node(spec: ModelSpec, shape: tuple[int, ...]):
+    """NIR ``CubaLIF`` equal to Norse's ``LIFCell`` (``w_in = tau_syn/dt``, see the module docstring)."""
+    import nir
+
+    n = spec.neuron
     tau_syn = 1.0 / n.tau_syn_inv
     return nir.CubaLIF(
-        tau_syn=_neuron_vector(tau_syn, shape), tau_mem=_neuron_vector(tau_mem, shape),
+        tau_syn=_neuron_vector(tau_syn, shape), tau_mem=_neuron_vector(1.0 / n.tau_mem_inv, shape),
         r=_neuron_vector(1.0, shape), v_leak=_neuron_vector(n.v_leak, shape),
         v_threshold=_neuron_vector(n.v_th, shape), v_reset=_neuron_vector(n.v_reset, shape),
         w_in=_neuron_vector(tau_syn / spec.dt_s, shape),
     )
+
+
+PopulationWriter = Callable[[ModelSpec, tuple[int, ...]], Any]
+
+# NeuronSpec.cell -> writer(spec, shape) of the hidden population's NIR node.
+HIDDEN_NEURON_WRITERS: dict[str, PopulationWriter] = {
+    "lif": _cuba_lif_node,
+    "lifbox": _lif_node,
+}
+
+
+def cuba_lif_node(spec: ModelSpec, shape: tuple[int, ...]):
+    """NIR neuron node equal to the spec's hidden Norse cell for a layer of output ``shape``."""
+    return HIDDEN_NEURON_WRITERS[spec.neuron.cell](spec, shape)
 
 
 def readout_node(spec: ModelSpec, shape: tuple[int, ...]):
@@ -79,42 +97,93 @@ def readout_node(spec: ModelSpec, shape: tuple[int, ...]):
                       w_in=_neuron_vector(tau_syn / spec.dt_s, shape))
 
 
+# Block role -> writer(spec, shape) of the block's population node (named by the block's population name).
+POPULATION_WRITERS: dict[str, PopulationWriter] = {
+    HIDDEN: cuba_lif_node,
+    READOUT: readout_node,
+}
+
+
 def _check_finite(name: str, array: np.ndarray) -> np.ndarray:
     if not np.isfinite(array).all():
         raise NeuromorphError(f"{name} contains NaN or infinite values: refusing to export")
     return array
 
 
-def _synapse_node(layer, module, in_shape: tuple[int, ...], index: int):
+def _synapse_arrays(block: Block, synapse) -> tuple[np.ndarray, np.ndarray | None]:
+    """The float32 weight and bias (or None) of a block's torch synapse, refusing NaN or infinite values."""
+    where = f"layer {block.index} ({block.name}'s synapse)"
+    weight = _check_finite(f"{where} weight", synapse.weight.detach().cpu().numpy().astype(np.float32))
+    if synapse.bias is None:
+        return weight, None
+    return weight, _check_finite(f"{where} bias", synapse.bias.detach().cpu().numpy().astype(np.float32))
+
+
+# A writer turns one spec layer into (node name prefix, NIR node): writer(layer, in_shape, weight, bias), where
+# in_shape is the layer's input shape (no batch) and weight/bias are given for synaptic layers only.
+NodeWriter = Callable[[Any, tuple[int, ...], np.ndarray | None, np.ndarray | None], tuple[str, Any]]
+
+
+def _write_dense(layer: Dense, in_shape: tuple[int, ...], weight: np.ndarray, bias: np.ndarray | None):
     import nir
 
-    weight = _check_finite(f"layer {index} weight", module.weight.detach().cpu().numpy().astype(np.float32))
-    bias = None
-    if module.bias is not None:
-        bias = _check_finite(f"layer {index} bias", module.bias.detach().cpu().numpy().astype(np.float32))
-    if isinstance(layer, Dense):
-        if bias is None:
-            return f"linear{index}", nir.Linear(weight=weight)
-        return f"affine{index}", nir.Affine(weight=weight, bias=bias)
-    return f"conv{index}", nir.Conv2d(
+    if bias is None:
+        return "linear", nir.Linear(weight=weight)
+    return "affine", nir.Affine(weight=weight, bias=bias)
+
+
+def _write_conv(layer: Conv, in_shape: tuple[int, ...], weight: np.ndarray, bias: np.ndarray | None):
+    import nir
+
+    return "conv", nir.Conv2d(
         input_shape=np.array(in_shape[1:]), weight=weight, stride=np.array([layer.stride, layer.stride]),
         padding=np.array([layer.padding, layer.padding]), dilation=np.array([1, 1]), groups=1,
         bias=bias if bias is not None else np.zeros(weight.shape[0], dtype=np.float32),
     )
 
 
-def _pass_node(layer, in_shape: tuple[int, ...], index: int):
+# Pool.mode -> (node name prefix, NIR node class name).
+POOL_NODES: dict[str, tuple[str, str]] = {"avg": ("avgpool", "AvgPool2d"), "sum": ("sumpool", "SumPool2d")}
+
+
+def _write_pool(layer: Pool, in_shape: tuple[int, ...], weight: None = None, bias: None = None):
     import nir
 
-    if isinstance(layer, Flatten):
-        return f"flatten{index}", nir.Flatten(input_type={"input": np.array(in_shape)}, start_dim=0, end_dim=-1)
-    if isinstance(layer, Pool):
-        k = np.array([layer.kernel_size, layer.kernel_size])
-        cls = nir.AvgPool2d if layer.mode == "avg" else nir.SumPool2d
-        return f"{'avg' if layer.mode == 'avg' else 'sum'}pool{index}", cls(kernel_size=k, stride=k,
-                                                                              padding=np.array([0, 0]))
-    raise NeuromorphError(f"layer {index} ({type(layer).__name__}) has no NIR export; "
-                          f"supported: {', '.join(t.__name__ for t in (Dense, Conv, Pool, Flatten))}")
+    prefix, node_type = POOL_NODES[layer.mode]
+    k = np.array([layer.kernel_size, layer.kernel_size])
+    return prefix, getattr(nir, node_type)(kernel_size=k, stride=k, padding=np.array([0, 0]))
+
+
+def _write_flatten(layer: Flatten, in_shape: tuple[int, ...], weight: None = None, bias: None = None):
+    import nir
+
+    return "flatten", nir.Flatten(input_type={"input": np.array(in_shape)}, start_dim=0, end_dim=-1)
+
+
+# Spec layer class -> its NIR writer. A layer class without a row cannot be exported (see tests/export).
+NIR_WRITERS: dict[type, NodeWriter] = {
+    Dense: _write_dense,
+    Conv: _write_conv,
+    Pool: _write_pool,
+    Flatten: _write_flatten,
+}
+
+
+def _layer_node(layer, in_shape: tuple[int, ...], weight: np.ndarray | None = None,
+                bias: np.ndarray | None = None) -> tuple[str, Any]:
+    writer = NIR_WRITERS.get(type(layer))
+    if writer is None:
+        raise unsupported_layer(layer, "NIR export")
+    return writer(layer, in_shape, weight, bias)
+
+
+def _node_name(nodes: dict[str, Any], prefix: str, block: Block) -> str:
+    """``{prefix}{n}`` for block ``lif{n}`` (or the n-th block, the readout); ``_2``, ... if a block has two alike."""
+    name = f"{prefix}{block.number + 1}"
+    repeat = 2
+    while name in nodes:
+        name, repeat = f"{prefix}{block.number + 1}_{repeat}", repeat + 1
+    return name
 
 
 def graph_metadata(spec: ModelSpec, description: str = "") -> dict[str, Any]:
@@ -133,32 +202,27 @@ def graph_metadata(spec: ModelSpec, description: str = "") -> dict[str, Any]:
 
 
 def to_nir(model, description: str = ""):
-    """The NIR graph of a :class:`~neuromorph.models.SpikingNet` (weights copied, float32)."""
+    """The NIR graph of a :class:`~neuromorph.models.SpikingNet` (weights copied, float32).
+
+    One run of nodes per block of :func:`neuromorph.structure.blocks`: its pass-through layers, its synapse and its
+    population. The population node has the population's name (``lif1`` ... ``lifN``, ``readout``); the others
+    carry the block's number (``avgpool2``, ``flatten2``, ``linear2`` for block ``lif2``).
+    """
     import nir
 
     spec: ModelSpec = model.spec
-    shapes = [spec.input_shape, *spec.layer_shapes()]
-    nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.array(spec.input_shape)})}
-    chain = ["input"]
-    synaptic = [i for i, layer in enumerate(spec.layers) if isinstance(layer, Dense | Conv)]
-    for index, layer in enumerate(spec.layers):
-        if isinstance(layer, Dense | Conv):
-            block = model.blocks[synaptic.index(index)]
-            name, node = _synapse_node(layer, block.synapse, shapes[index], index)
-            nodes[name] = node
-            chain.append(name)
-            if index == synaptic[-1]:
-                nodes["readout"] = readout_node(spec, shapes[index + 1])
-                chain.append("readout")
-            else:
-                nodes[f"lif{index}"] = cuba_lif_node(spec, shapes[index + 1])
-                chain.append(f"lif{index}")
-        else:
-            name, node = _pass_node(layer, shapes[index], index)
-            nodes[name] = node
-            chain.append(name)
+    nodes: dict[str, Any] = {INPUT: nir.Input(input_type={"input": np.array(spec.input_shape)})}
+    for block, module in zip(blocks(spec), model.blocks, strict=True):
+        shape = block.in_shape
+        for layer in block.pre:
+            prefix, node = _layer_node(layer, shape)
+            nodes[_node_name(nodes, prefix, block)] = node
+            shape = layer.output_shape(shape)
+        prefix, node = _layer_node(block.synapse, block.synapse_in_shape, *_synapse_arrays(block, module.synapse))
+        nodes[_node_name(nodes, prefix, block)] = node
+        nodes[block.name] = POPULATION_WRITERS[block.role](spec, block.out_shape)
     nodes["output"] = nir.Output(output_type={"output": np.array([spec.num_classes])})
-    chain.append("output")
+    chain = list(nodes)  # inserted in chain order
     edges = list(zip(chain[:-1], chain[1:], strict=True))
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=graph_metadata(spec, description))
 

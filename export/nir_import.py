@@ -1,9 +1,11 @@
 """Import a NIR graph (written by this project or by another tool) as a runnable :class:`SpikingNet`.
 
 The graph must be a chain ``Input -> ... -> Output`` whose nodes this module knows (:data:`NODE_READERS`, a registry
-keyed by NIR node type; an unknown node is refused with the list of supported ones). Every synaptic node (Linear,
-Affine, Conv2d) must be followed by a neuron node: ``CubaLIF`` or ``LIF`` for hidden layers (one shared parameter set,
-as a :class:`~neuromorph.spec.ModelSpec` holds), ``CubaLI`` or ``LI`` after the last one (the readout).
+keyed by NIR node type whose rows also say which spec layer class they produce; an unknown node is refused with the
+list of supported ones). Every synaptic node (Linear, Affine, Conv2d) must be followed by a neuron node. The spec
+layers read from the chain give the blocks (:func:`neuromorph.structure.blocks`); each block's neuron node must be
+``CubaLIF`` or ``LIF`` for a hidden block (one shared parameter set, as a :class:`~neuromorph.spec.ModelSpec` holds)
+and ``CubaLI`` or ``LI`` for the last one (the readout).
 
 The time step comes from the graph's metadata (``dt_s``, written by :mod:`export.nir_export`) or from the caller.
 Under forward Euler with step dt, taken current first, NIR ``CubaLIF`` gives ``I' = (1-b) I + b*w_in*x`` and
@@ -18,7 +20,7 @@ import json
 import math
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ import torch
 
 from neuromorph.errors import NeuromorphError
 from neuromorph.spec import Conv, Dense, Flatten, ModelSpec, NeuronSpec, Pool, ReadoutSpec
+from neuromorph.structure import HIDDEN, READOUT, blocks
 
 
 @dataclass
@@ -38,9 +41,18 @@ class _Layer:
     weight: np.ndarray | None = None
     bias: np.ndarray | None = None
     neuron: dict[str, float] | None = None  # Norse parameters (tau_*_inv in 1/s) of a neuron node
-    role: str = ""  # "hidden" or "readout" for neuron nodes
+    role: str = ""  # the block role (structure.HIDDEN or READOUT) a neuron node can fill
     input_scale: np.ndarray | None = None  # factor folded into the preceding synapse's weights
     out_shape: tuple[int, ...] = ()
+
+    @property
+    def population(self) -> bool:
+        """A neuron node (a block's population), not a spec layer."""
+        return self.layer is None
+
+    @property
+    def synaptic(self) -> bool:
+        return self.layer is not None and self.layer.synaptic
 
 
 @dataclass
@@ -75,6 +87,12 @@ def _shape_of(array: Any) -> tuple[int, ...]:
     return tuple(int(s) for s in np.asarray(array).ravel())
 
 
+def _layer_step(name: str, layer: Any, ctx: _Context, weight: np.ndarray | None = None,
+                bias: np.ndarray | None = None) -> _Layer:
+    """A spec-layer step; its output shape is the layer's own (:meth:`~neuromorph.spec.LayerBase.output_shape`)."""
+    return _Layer(name, layer, weight, bias, out_shape=layer.output_shape(ctx.shape, f"NIR node {name!r}"))
+
+
 def _read_linear(name: str, node: Any, ctx: _Context) -> _Layer:
     weight = np.asarray(node.weight, dtype=np.float32)
     bias = np.asarray(node.bias, dtype=np.float32) if getattr(node, "bias", None) is not None else None
@@ -84,8 +102,7 @@ def _read_linear(name: str, node: Any, ctx: _Context) -> _Layer:
         raise NeuromorphError(f"NIR node {name!r}: weight takes {weight.shape[1]} inputs, but its input has shape "
                               f"{ctx.shape}")
     has_bias = bias is not None and bool(np.any(bias != 0))
-    return _Layer(name, Dense(int(weight.shape[0]), bias=has_bias), weight, bias if has_bias else None,
-                  out_shape=(int(weight.shape[0]),))
+    return _layer_step(name, Dense(int(weight.shape[0]), bias=has_bias), ctx, weight, bias if has_bias else None)
 
 
 def _pair(name: str, what: str, value: Any) -> int:
@@ -119,16 +136,14 @@ def _read_conv2d(name: str, node: Any, ctx: _Context) -> _Layer:
     bias = np.asarray(node.bias, dtype=np.float32) if getattr(node, "bias", None) is not None else None
     has_bias = bias is not None and bool(np.any(bias != 0))
     layer = Conv(int(weight.shape[0]), kernel, stride=stride, padding=padding, bias=has_bias)
-    height = (ctx.shape[1] + 2 * padding - kernel) // stride + 1
-    width = (ctx.shape[2] + 2 * padding - kernel) // stride + 1
-    return _Layer(name, layer, weight, bias if has_bias else None, out_shape=(layer.out_channels, height, width))
+    return _layer_step(name, layer, ctx, weight, bias if has_bias else None)
 
 
 def _read_flatten(name: str, node: Any, ctx: _Context) -> _Layer:
     # NIR shapes carry no batch, so a full flatten is start_dim 0; graphs written with a batch axis in mind use 1.
     if int(np.asarray(node.end_dim)) != -1 or int(np.asarray(node.start_dim)) not in (0, 1):
         raise NeuromorphError(f"NIR node {name!r}: only a full Flatten (start_dim 0 or 1, end_dim -1) is supported")
-    return _Layer(name, Flatten(), out_shape=(math.prod(ctx.shape),))
+    return _layer_step(name, Flatten(), ctx)
 
 
 def _pool_reader(mode: str) -> Callable[[str, Any, _Context], _Layer]:
@@ -137,10 +152,7 @@ def _pool_reader(mode: str) -> Callable[[str, Any, _Context], _Layer]:
         if _pair(name, "stride", node.stride) != kernel or _pair(name, "padding", node.padding) != 0:
             raise NeuromorphError(f"NIR node {name!r}: only non-overlapping pooling (stride = kernel, no padding) is "
                                   "supported")
-        if len(ctx.shape) != 3:
-            raise NeuromorphError(f"NIR node {name!r}: pooling needs a [C, H, W] input, got {ctx.shape}")
-        out = (ctx.shape[0], ctx.shape[1] // kernel, ctx.shape[2] // kernel)
-        return _Layer(name, Pool(kernel, mode), out_shape=out)
+        return _layer_step(name, Pool(kernel, mode), ctx)
 
     return read
 
@@ -153,7 +165,7 @@ def _read_cuba_lif(name: str, node: Any, ctx: _Context) -> _Layer:
               "v_leak": _uniform(name, "v_leak", _vec(node, "v_leak")),
               "v_reset": _uniform(name, "v_reset", _vec(node, "v_reset"))}
     scale = _vec(node, "r") * (ctx.dt_s / _vec(node, "tau_syn")) * _vec(node, "w_in")
-    return _Layer(name, neuron=neuron, role="hidden", input_scale=scale, out_shape=ctx.shape)
+    return _Layer(name, neuron=neuron, role=HIDDEN, input_scale=scale, out_shape=ctx.shape)
 
 
 def _read_lif(name: str, node: Any, ctx: _Context) -> _Layer:
@@ -161,7 +173,7 @@ def _read_lif(name: str, node: Any, ctx: _Context) -> _Layer:
               "v_th": _uniform(name, "v_threshold", _vec(node, "v_threshold")),
               "v_leak": _uniform(name, "v_leak", _vec(node, "v_leak")),
               "v_reset": _uniform(name, "v_reset", _vec(node, "v_reset"))}
-    return _Layer(name, neuron=neuron, role="hidden", input_scale=_vec(node, "r"), out_shape=ctx.shape)
+    return _Layer(name, neuron=neuron, role=HIDDEN, input_scale=_vec(node, "r"), out_shape=ctx.shape)
 
 
 def _check_no_leak(name: str, node: Any) -> None:
@@ -175,7 +187,7 @@ def _read_cuba_li(name: str, node: Any, ctx: _Context) -> _Layer:
     readout = {"tau_syn_inv": _inv(_uniform(name, "tau_syn", _vec(node, "tau_syn"))),
                "tau_mem_inv": _inv(_uniform(name, "tau_mem", _vec(node, "tau_mem")))}
     scale = _vec(node, "r") * (ctx.dt_s / _vec(node, "tau_syn")) * _vec(node, "w_in")
-    return _Layer(name, neuron=readout, role="readout", input_scale=scale, out_shape=ctx.shape)
+    return _Layer(name, neuron=readout, role=READOUT, input_scale=scale, out_shape=ctx.shape)
 
 
 def _read_li(name: str, node: Any, ctx: _Context) -> _Layer:
@@ -183,23 +195,34 @@ def _read_li(name: str, node: Any, ctx: _Context) -> _Layer:
     _check_no_leak(name, node)
     readout = {"tau_syn_inv": float(np.float32(1.0 / ctx.dt_s)),
                "tau_mem_inv": _inv(_uniform(name, "tau", _vec(node, "tau")))}
-    return _Layer(name, neuron=readout, role="readout", input_scale=_vec(node, "r"), out_shape=ctx.shape)
+    return _Layer(name, neuron=readout, role=READOUT, input_scale=_vec(node, "r"), out_shape=ctx.shape)
 
 
-# NIR node type name -> reader(node_name, node, context) -> _Layer. Input and Output are handled by the walk.
-NODE_READERS: dict[str, Callable[[str, Any, _Context], _Layer]] = {
-    "Linear": _read_linear,
-    "Affine": _read_linear,
-    "Conv2d": _read_conv2d,
-    "Flatten": _read_flatten,
-    "SumPool2d": _pool_reader("sum"),
-    "AvgPool2d": _pool_reader("avg"),
-    "CubaLIF": _read_cuba_lif,
-    "LIF": _read_lif,
-    "CubaLI": _read_cuba_li,
-    "LI": _read_li,
+@dataclass(frozen=True)
+class NodeReader:
+    """How one NIR node type is read: ``read(node_name, node, context) -> _Layer``, and the spec layer class it
+    produces (None for a neuron node, which becomes a block's population)."""
+
+    read: Callable[[str, Any, _Context], _Layer]
+    produces: type | None
+
+
+# NIR node type name -> its reader. Input and Output are handled by the walk.
+NODE_READERS: dict[str, NodeReader] = {
+    "Linear": NodeReader(_read_linear, Dense),
+    "Affine": NodeReader(_read_linear, Dense),
+    "Conv2d": NodeReader(_read_conv2d, Conv),
+    "Flatten": NodeReader(_read_flatten, Flatten),
+    "SumPool2d": NodeReader(_pool_reader("sum"), Pool),
+    "AvgPool2d": NodeReader(_pool_reader("avg"), Pool),
+    "CubaLIF": NodeReader(_read_cuba_lif, None),
+    "LIF": NodeReader(_read_lif, None),
+    "CubaLI": NodeReader(_read_cuba_li, None),
+    "LI": NodeReader(_read_li, None),
 }
 SUPPORTED_NODES = ("Input", "Output", *NODE_READERS)
+# The spec layer classes a NIR graph can describe (every class in neuromorph.spec.LAYER_CLASSES, see tests/export).
+NIR_READABLE_LAYERS: frozenset[type] = frozenset(r.produces for r in NODE_READERS.values() if r.produces is not None)
 
 
 def _chain(graph: Any) -> list[str]:
@@ -272,70 +295,70 @@ def spec_and_weights_from_nir(graph: Any, dt_s: float | None = None,
     ctx = _Context(dt_s=dt_s, shape=_shape_of(input_node.input_type["input"]))
     steps: list[_Layer] = []
     for name in chain[1:-1]:
-        step = NODE_READERS[type(graph.nodes[name]).__name__](name, graph.nodes[name], ctx)
+        step = NODE_READERS[type(graph.nodes[name]).__name__].read(name, graph.nodes[name], ctx)
         ctx.shape = step.out_shape
         steps.append(step)
+    _check_synapses_feed_populations(steps)
+    layer_steps = [step for step in steps if not step.population]
+    populations = [step for step in steps if step.population]
 
-    layers, weights, neurons, readout = [], [], [], None
-    for position, step in enumerate(steps):
-        if step.layer is not None:
-            if isinstance(step.layer, Dense | Conv):
-                follower = steps[position + 1] if position + 1 < len(steps) else None
-                if follower is None or follower.neuron is None:
-                    raise NeuromorphError(f"NIR node {step.node!r} must be followed by a neuron node "
-                                          "(CubaLIF, LIF, CubaLI or LI)")
-                weight, bias = step.weight, step.bias
-                scale = follower.input_scale
-                if not np.allclose(scale, 1.0, rtol=1e-6, atol=0):
-                    weight, bias = _fold_scale(step, scale)
-                weights.append((weight, bias))
-            layers.append(step.layer)
-            continue
-        previous = steps[position - 1] if position else None
-        if previous is None or not isinstance(previous.layer, Dense | Conv):
-            raise NeuromorphError(f"NIR neuron node {step.node!r} must follow a synaptic node (Linear, Affine, Conv2d)")
-        if step.role == "readout":
-            if position != len(steps) - 1:
-                raise NeuromorphError(f"NIR node {step.node!r}: a non-spiking readout must be the last node before "
-                                      "the Output")
-            readout = step.neuron
-        else:
-            neurons.append(step)
-    if readout is None:
-        raise NeuromorphError("the NIR graph must end in a non-spiking readout (CubaLI or LI) before its Output")
-    neuron = _shared_neuron(neurons, recorded)
     if recorded is not None:
-        readout = _prefer_exact(readout, recorded.get("readout"))
         dt_s = float(recorded["dt_s"]) if math.isclose(recorded.get("dt_s", -1), dt_s, rel_tol=1e-9) else dt_s
     extra = {k: recorded[k] for k in ("encoder", "name") if recorded and k in recorded}
-    readout_spec = ReadoutSpec(reduce=(recorded or {}).get("readout", {}).get("reduce", "max"), **readout)
+    # The layers give the structure; the neuron nodes then give the parameters of the blocks' populations.
     spec = ModelSpec.from_dict({
         "input_shape": list(_shape_of(input_node.input_type["input"])),
-        "layers": [{"type": _TYPE_NAMES[type(layer)], **asdict(layer)} for layer in layers],
-        "num_classes": int(layers[-1].out_features) if isinstance(layers[-1], Dense) else -1,
+        "layers": [step.layer.to_dict() for step in layer_steps],
+        "num_classes": math.prod(ctx.shape),
         "time_steps": int(time_steps or (recorded or {}).get("time_steps") or 16),
         "dt_s": dt_s,
-        "neuron": asdict(neuron),
-        "readout": asdict(readout_spec),
         **extra,
     })
-    return spec, weights
+    pairs = list(zip(blocks(spec), populations, strict=True))
+    for block, population in pairs:
+        if population.role != block.role:
+            raise NeuromorphError(_MISPLACED_POPULATION[block.role].format(node=population.node))
+    neuron = _shared_neuron([population for block, population in pairs if not block.readout], recorded)
+    readout = pairs[-1][1].neuron
+    if recorded is not None:
+        readout = _prefer_exact(readout, recorded.get("readout"))
+    readout_spec = ReadoutSpec(reduce=(recorded or {}).get("readout", {}).get("reduce", "max"), **readout)
+    weights = [_synapse_weights(layer_steps[block.index], population) for block, population in pairs]
+    return replace(spec, neuron=neuron, readout=readout_spec), weights
 
 
-_TYPE_NAMES = {Dense: "dense", Conv: "conv", Pool: "pool", Flatten: "flatten"}
+# Block role -> the error for a neuron node of the other role in that block's place.
+_MISPLACED_POPULATION = {
+    HIDDEN: "NIR node {node!r}: a non-spiking readout must be the last node before the Output",
+    READOUT: "the NIR graph must end in a non-spiking readout (CubaLI or LI) before its Output, not {node!r}",
+}
+
+
+def _check_synapses_feed_populations(steps: list[_Layer]) -> None:
+    """Every synaptic node is followed by a neuron node, and every neuron node follows a synaptic node."""
+    for previous, step in zip([None, *steps], [*steps, None], strict=True):
+        feeds = previous is not None and previous.synaptic
+        if feeds and (step is None or not step.population):
+            raise NeuromorphError(f"NIR node {previous.node!r} must be followed by a neuron node "
+                                  "(CubaLIF, LIF, CubaLI or LI)")
+        if step is not None and step.population and not feeds:
+            raise NeuromorphError(f"NIR neuron node {step.node!r} must follow a synaptic node (Linear, Affine, Conv2d)")
+
+
+def _synapse_weights(synapse: _Layer, population: _Layer) -> tuple[np.ndarray, np.ndarray | None]:
+    """The synapse's weights with the population's input scale folded in (untouched when the scale is 1)."""
+    if np.allclose(population.input_scale, 1.0, rtol=1e-6, atol=0):
+        return synapse.weight, synapse.bias
+    return _fold_scale(synapse, population.input_scale)
 
 
 def _fold_scale(step: _Layer, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    scale = np.broadcast_to(scale, step.out_shape)
-    if isinstance(step.layer, Conv):
-        per_channel = scale.reshape(scale.shape[0], -1)
-        if not np.allclose(per_channel, per_channel[:, :1], rtol=1e-6):
-            raise NeuromorphError(f"NIR node {step.node!r}: the next neuron's input scale varies within a channel")
-        factor = per_channel[:, 0]
-        weight = step.weight * factor[:, None, None, None]
-    else:
-        factor = scale.reshape(-1)
-        weight = step.weight * factor[:, None]
+    """Scale each output channel's weights and bias (axis 0 of the weight and of the output, for Dense and Conv)."""
+    per_channel = np.broadcast_to(scale, step.out_shape).reshape(step.out_shape[0], -1)
+    if not np.allclose(per_channel, per_channel[:, :1], rtol=1e-6):
+        raise NeuromorphError(f"NIR node {step.node!r}: the next neuron's input scale varies within a channel")
+    factor = per_channel[:, 0]
+    weight = step.weight * factor.reshape(-1, *([1] * (step.weight.ndim - 1)))
     bias = step.bias * factor if step.bias is not None else None
     return weight.astype(np.float32), None if bias is None else bias.astype(np.float32)
 

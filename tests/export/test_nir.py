@@ -57,7 +57,7 @@ def test_lifbox_sum_pool_and_bias_round_trip(tmp_path):
 def test_neuron_parameters_are_per_neuron_vectors(tiny_cnn_spec):
     model, _ = firing_model(tiny_cnn_spec)
     graph = to_nir(model)
-    lif = graph.nodes["lif0"]
+    lif = graph.nodes["lif1"]
     assert type(lif).__name__ == "CubaLIF" and lif.tau_mem.shape == (4, 12, 12)
     np.testing.assert_allclose(lif.tau_mem, 1 / tiny_cnn_spec.neuron.tau_mem_inv)
     np.testing.assert_allclose(lif.w_in, (1 / tiny_cnn_spec.neuron.tau_syn_inv) / tiny_cnn_spec.dt_s, rtol=1e-6)
