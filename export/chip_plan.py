@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from export.loihi_cuba import volt_units
 from hw_models.loihi import LOIHI_FIXED_POINT, LoihiFixedPoint
 from neuromorph.errors import NeuromorphError
 from neuromorph.spec import Conv, Dense, Flatten, Layer, ModelSpec, Pool, unsupported_layer
@@ -104,7 +105,7 @@ class ChipLayer:
 
     def units_per_volt(self, fp: LoihiFixedPoint = LOIHI_FIXED_POINT) -> float:
         """Lava's voltage units per Norse volt: ``scale * 2**threshold_shift`` in fixed point, 1 in float."""
-        return self.scale * 2**fp.threshold_shift if self.precision == "fixed" else 1.0
+        return volt_units(self.scale, fp) if self.precision == "fixed" else 1.0
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,8 @@ class ChipRule:
     kind: str | None = None
     fold: Callable[..., tuple[torch.Tensor, int, int, str]] | None = None
     note: str = ""
+    pools: bool = False  # a pass-through that the next synaptic layer's weights absorb
+    flattens: bool = False  # a pass-through that netx writes as a flatten layer before a dense layer
 
 
 def _fold_into_dense(pre: nn.Module, synapse: nn.Linear, in_shape: tuple[int, ...]) -> torch.Tensor:
@@ -178,7 +181,7 @@ def _fold_into_dense(pre: nn.Module, synapse: nn.Linear, in_shape: tuple[int, ..
 
 
 def _fold_dense(layer: Dense, module, in_shape: tuple[int, ...], pre: tuple[Layer, ...], number: int):
-    pools = [p for p in pre if isinstance(p, Pool)]
+    pools = [p for p in pre if _chip_rule(p).pools]
     if pools:
         return _fold_into_dense(module.pre, module.synapse, in_shape), 1, 0, f"{len(pools)} pool(s) into dense"
     return module.synapse.weight.double(), 1, 0, ""
@@ -189,7 +192,7 @@ def _fold_conv(layer: Conv, module, in_shape: tuple[int, ...], pre: tuple[Layer,
     if not pre:
         return weight.double(), layer.stride, layer.padding, ""
     pool = pre[0]
-    if len(pre) != 1 or not isinstance(pool, Pool):
+    if len(pre) != 1 or not _chip_rule(pool).pools:
         raise NeuromorphError(f"layer {number}: only one pooling layer directly before a convolution can be "
                               "folded into it for netx")
     _, height, width = in_shape
@@ -206,8 +209,8 @@ def _fold_conv(layer: Conv, module, in_shape: tuple[int, ...], pre: tuple[Layer,
 CHIP_RULES: dict[type, ChipRule] = {
     Dense: ChipRule(kind="dense", fold=_fold_dense),
     Conv: ChipRule(kind="conv", fold=_fold_conv),
-    Pool: ChipRule(note="folded into the next synaptic layer's weights (netx has no pool layer)"),
-    Flatten: ChipRule(note="a netx flatten layer before a dense layer that reads a [C, H, W] map"),
+    Pool: ChipRule(note="folded into the next synaptic layer's weights (netx has no pool layer)", pools=True),
+    Flatten: ChipRule(note="a netx flatten layer before a dense layer that reads a [C, H, W] map", flattens=True),
 }
 
 
@@ -242,7 +245,7 @@ def plan_layers(spec: ModelSpec) -> tuple[ChipLayer, ...]:
             name=block.name, number=block.number, synapse_kind=_chip_rule(block.synapse).kind, on_host=on_host,
             in_shape=block.in_shape, out_shape=block.out_shape,
             a=a, b=b, delay=delay, readout=block.readout,
-            flatten_before=block.number > 0 and any(isinstance(p, Flatten) for p in block.pre)
+            flatten_before=block.number > 0 and any(_chip_rule(p).flattens for p in block.pre)
             and len(block.in_shape) == 3,
         ))
     return tuple(out)

@@ -25,6 +25,13 @@ from torch import nn
 
 from hw_models.loihi import LOIHI_FIXED_POINT, LoihiFixedPoint
 
+
+def volt_units(scale: float, fp: LoihiFixedPoint = LOIHI_FIXED_POINT) -> float:
+    """Lava's voltage units per Norse volt for a layer of scale ``scale`` (mantissa units per volt): the voltage
+    state holds ``v << threshold_shift``, so a mantissa ``v`` is ``v / (scale * 2**threshold_shift)`` volts."""
+    return scale * 2**fp.threshold_shift
+
+
 # ---- numpy: the bit-exact reference ------------------------------------------------------------------------------
 
 
@@ -108,7 +115,7 @@ def cuba_fixed_point(a_in: torch.Tensor, i_decay: int, v_decay: int, v_th_mant: 
 
     limit = 2 ** (fp.state_bits - 1)
     threshold_int = float(v_th_mant << fp.threshold_shift)
-    volts = scale * 2**fp.threshold_shift
+    volts = volt_units(scale, fp)
     u = torch.zeros_like(a_in[0])
     v = torch.zeros_like(a_in[0])
     spikes, voltages = [], []

@@ -28,7 +28,14 @@ from dataclasses import replace
 import torch
 
 from export.chip_plan import folded_weight, host_current, plan_layers
-from export.loihi_cuba import SYNAPTIC_SUMS, cuba_fixed_point, even_grid, round_host_current, straight_through
+from export.loihi_cuba import (
+    SYNAPTIC_SUMS,
+    cuba_fixed_point,
+    even_grid,
+    round_host_current,
+    straight_through,
+    volt_units,
+)
 from export.quantize import layer_decays, layer_scale
 from hw_models.loihi import LOIHI_FIXED_POINT, LoihiFixedPoint
 from neuromorph.models import register_arithmetic
@@ -76,7 +83,7 @@ def fixed_point_forward(model, x: torch.Tensor, fp: LoihiFixedPoint = LOIHI_FIXE
             a_in = _per_step(h, lambda flat, q=quantized, g=geometry, s=synaptic_sum: s(g, q, flat, fp))
         z, v = cuba_fixed_point(a_in, i_decay, v_decay, v_th_mant, scale, None if layer.readout else surrogate, fp)
         if layer.readout:
-            voltages = v / (scale * 2**fp.threshold_shift)
+            voltages = v / volt_units(scale, fp)
         else:
             spikes.append(z)
             h = z

@@ -25,8 +25,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from export.nir_export import tool_versions
 from export.chip_plan import ChipLayer, ChipPlan
+from export.nir_export import tool_versions
 
 NETX_FORMAT = "neuromorph.netx"
 
@@ -92,7 +92,7 @@ def netx_metadata(qnet: ChipPlan) -> dict[str, Any]:
         "time_unit": "s",
         "time_steps": spec.time_steps,
         "input": qnet.input_kind,
-        "input_note": ("binary spikes into net.inp" if qnet.input_kind == "spikes" else
+        "input_note": ("binary spikes into net.inp" if not qnet.layers[0].on_host else
                        "host-computed integer current into net.layers[0].neuron.a_in (first synaptic layer "
                        "runs on the host: direct encoding)"),
         "readout": "voltage v of the last layer's neurons (never spike: largest vThMant), units of 1/(scale*64) volt",

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from export.chip_plan import CHIP_RULES, ChipLayer, ChipPlan, check_exportable, folded_weight, host_current, plan_layers
-from export.loihi_cuba import even_grid
+from export.loihi_cuba import even_grid, volt_units
 from hw_models.loihi import LOIHI_FIXED_POINT, LoihiFixedPoint
 from neuromorph.errors import NeuromorphError
 from neuromorph.spec import ModelSpec
@@ -84,7 +84,7 @@ def layer_scale(spec: ModelSpec, layer: ChipLayer, weight: np.ndarray, readout_v
         else:
             volts_max = READOUT_HEADROOM * readout_volts
         state_max = 2 ** (fp.state_bits - 1) - 1
-        return float(min(scale, state_max / (volts_max * 2**fp.threshold_shift))), threshold_max
+        return float(min(scale, state_max / volt_units(volts_max, fp))), threshold_max
     span = spec.neuron.v_th - spec.neuron.v_reset
     scale = min(scale, threshold_max / span)
     if scale * span >= 1:
