@@ -263,8 +263,8 @@ def check_exportable(spec: ModelSpec, model) -> None:
     """Refuse, with one clear error, what has no exact chip form (also what Loihi-exact training cannot model)."""
     n = spec.neuron
     if n.v_leak != n.v_reset:
-        raise NeuromorphError(f"netx cannot set Lava's initial voltage: export needs v_leak == v_reset (got "
-                              f"{n.v_leak} and {n.v_reset})")
+        raise NeuromorphError(f"Lava's LIF starts and resets at 0 and netx cannot set its initial voltage: the chip "
+                              f"needs v_leak == v_reset (got {n.v_leak} and {n.v_reset})")
     for layer, module in zip(plan_layers(spec), model.blocks, strict=True):
         for name, tensor in module.synapse.named_parameters():
             if not torch.isfinite(tensor).all():

@@ -21,7 +21,7 @@ Heavy backends load late: ``import neuromorph`` does not import Lava.
 So that Lava imports as it is in the project's environment (``python -c "import lava.lib.dl.netx"``, with no
 neuromorph code run first), ``make venv`` runs ``python -m neuromorph.lava_compat install-pth``, which writes
 :data:`PTH_NAME` into the environment's site-packages: a one-line startup file that registers this hook (only the
-hook: nothing is imported from Lava, and it costs about a millisecond at interpreter start). The hook itself stays
+hook: nothing is imported from Lava; it adds a few milliseconds to the interpreter's start). The hook itself stays
 here, tested; setting ``NEUROMORPH_NO_LAVA_HOOK=1`` turns the startup registration off.
 """
 
@@ -29,15 +29,16 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import importlib.abc
 import importlib.machinery
-import importlib.util
 import io
 import re
 import sys
 from types import ModuleType
 
 from neuromorph.errors import NeuromorphError
+
+# This module is imported at every interpreter start of the project's environment (the startup file below), so it
+# imports only what Python has loaded by then anyway, plus re; the finder needs no importlib.abc base class.
 
 _DEFAULT = re.compile(r"=\s*ByteEncoder\(\)")
 _FACTORY_DEFAULT = '= __import__("dataclasses").field(default_factory=ByteEncoder)'
@@ -74,7 +75,7 @@ class _PatchingLoader(importlib.machinery.SourceFileLoader):
         return compile(source, self.path, "exec", dont_inherit=True)
 
 
-class _VarModelFinder(importlib.abc.MetaPathFinder):
+class _VarModelFinder:  # a meta path finder (importlib.abc.MetaPathFinder's protocol)
     def find_spec(self, fullname, path, target=None):
         if fullname not in PATCHES:
             return None
