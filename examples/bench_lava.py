@@ -28,11 +28,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from export.lava_sim import load_lava, simulate_fixed, simulate_one_at_a_time  # noqa: E402
-from export.parity import load_samples  # noqa: E402
 from export.quantization_report import reference_inputs  # noqa: E402
 from export.quantize import quantize  # noqa: E402
-from neuromorph.checkpoint import load_checkpoint  # noqa: E402
 from neuromorph.report import format_table  # noqa: E402
+from neuromorph.run import open_run  # noqa: E402
 
 DEFAULT_CHECKPOINT = ROOT / "runs" / "mnist_mlp_sweep" / "none_lam0_p1_seed0"
 
@@ -52,10 +51,9 @@ def main() -> int:
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = parser.parse_args()
 
-    ckpt = load_checkpoint(args.checkpoint)
-    model = ckpt.build_model().eval()
-    dataset = args.dataset or ckpt.train_config.get("dataset", "mnist")
-    x, _ = load_samples(ckpt.spec, dataset, max(args.samples, args.baseline))
+    run = open_run(args.checkpoint, args.dataset)
+    model = run.model
+    x, _ = run.test_samples(max(args.samples, args.baseline))
     qnet = quantize(model, calibration=x)
     inputs = reference_inputs(qnet, x)
     load_lava()
@@ -86,11 +84,11 @@ def main() -> int:
     ]
     speedup = batched.samples_per_second / (args.baseline / baseline.run_s)
     print(format_table(["how", "samples", "copies", "compile s", "run s", "s/sample", "samples/s"], rows,
-                       title=f"Lava fixed point (netx, Loihi2SimCfg) on {ckpt.spec.name}, {dataset}, T = "
-                             f"{ckpt.spec.time_steps} (+{qnet.delays[-1]} delay steps per sample)"))
+                       title=f"Lava fixed point (netx, Loihi2SimCfg) on {run.spec.name}, {run.dataset}, T = "
+                             f"{run.spec.time_steps} (+{qnet.delays[-1]} delay steps per sample)"))
     print(f"\nbatched: {batched.lava_steps} Lava steps in {batched.run_s:.2f} s ({batched.steps_per_second:.0f} "
           f"steps/s, {batched.copies} samples per step); wall {wall:.2f} s")
-    print(f"one per network: {(ckpt.spec.time_steps + qnet.delays[-1]) / single_run:.0f} Lava steps/s in the run "
+    print(f"one per network: {(run.spec.time_steps + qnet.delays[-1]) / single_run:.0f} Lava steps/s in the run "
           "phase")
     print(f"speed-up over one sample per run: {speedup:.1f}x; spikes and readout voltages identical to the "
           f"one-at-a-time runs: {identical_baseline and identical_singles}")

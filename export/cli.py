@@ -7,37 +7,45 @@ Registered through ``neuromorph.cli.COMMAND_MODULES``. Imports nothing heavy at 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 
+from neuromorph.command_line import (
+    HelpFormatter,
+    add_data_arguments,
+    add_json_argument,
+    emit,
+    log_stream,
+    positive_int,
+)
 from neuromorph.errors import NeuromorphError
 
 FORMATS = ("nir", "netx")
 
 
 def add_parser(subparsers) -> None:
-    from neuromorph.cli import add_data_arguments, positive_int
+    from neuromorph.checkpoint import CHECKPOINT_NAME
     from neuromorph.data import DATASETS
 
     parser = subparsers.add_parser(
         "export", help="export a checkpoint to NIR or to lava-dl netx (Loihi fixed point)",
-        description="NIR: the float network as a NIR graph (dt and units in its metadata), re-importable here and "
-                    "by Norse. netx: Loihi fixed point (8-bit even weights, 12-bit decays), pooling folded into the "
-                    "next layer, direct input computed on the host, readout as a never-spiking CUBA layer; prints "
-                    "the quantization report (scales, weight error, and spike bins that differ from the float model "
-                    "on --samples test inputs, from a numpy reference of Lava's arithmetic). Writes are atomic.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        description="NIR: the float network as a NIR graph (dt and units in its metadata), re-importable here "
+                    "(import-nir); Norse's from_nir reads the MLPs and the sum-pool CNNs (same hidden spikes; it maps "
+                    "the CubaLI readout to identity), not avg-pool CNNs (it maps SumPool2d only). netx: Loihi fixed "
+                    "point (8-bit even weights, 12-bit decays), pooling folded into the next layer, direct input "
+                    "computed on the host, readout as a never-spiking CUBA layer; prints the quantization report "
+                    "(scales, weight error, and spike bins that differ from the float model on --samples test inputs, "
+                    "from a numpy reference of Lava's arithmetic). Writes are atomic.",
+        formatter_class=HelpFormatter)
     parser.add_argument("checkpoint", help="checkpoint file or training output folder")
     parser.add_argument("--format", choices=FORMATS, required=True, help="output format")
     parser.add_argument("--out", required=True, metavar="FILE", help="file to write")
     parser.add_argument("--samples", type=int, default=16, metavar="N",
                         help="netx: test samples for the report's fixed-point vs float comparison (0 = none)")
-    add_data_arguments(parser, dataset_default=None)
+    add_data_arguments(parser)
     parser.add_argument("--lava-check", type=int, default=0, metavar="N",
                         help="netx: also run the written file in Lava on N of the samples and check that the numpy "
                              "reference gives exactly Lava's spikes (about 10 s each)")
     parser.add_argument("--report", metavar="FILE", help="netx: also write the quantization report as JSON")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_json_argument(parser, "the netx quantization report")
     parser.set_defaults(handler=run_export)
 
     imports = subparsers.add_parser(
@@ -47,50 +55,34 @@ def add_parser(subparsers) -> None:
                     "feed-forward chain Input -> (Linear|Affine|Conv2d [-> pooling/flatten] -> CubaLIF|LIF)* -> "
                     "Linear|Affine -> CubaLI|LI -> Output; unsupported nodes are refused by name. Graphs written by "
                     "`neuromorph export --format nir` carry their time step and step count; for others give --dt "
-                    "(and --time-steps).")
+                    "(and --time-steps).", formatter_class=HelpFormatter)
     imports.add_argument("graph", metavar="FILE.nir", help="NIR file to read")
     imports.add_argument("--out", required=True, metavar="DIR",
-                         help="folder for checkpoint.pt (or a file name ending in .pt)")
+                         help=f"folder for {CHECKPOINT_NAME} (or a file name ending in .pt)")
     imports.add_argument("--dt", type=float, metavar="SECONDS",
                          help="simulation time step (default: the graph's metadata dt_s; required without it)")
     imports.add_argument("--time-steps", type=positive_int, metavar="T",
                          help="time steps per sample (default: the graph's metadata, else 16)")
     imports.add_argument("--dataset", choices=list(DATASETS),
                          help="dataset the network is for, recorded as the default of the other commands")
-    imports.add_argument("--json", action="store_true", help="print the imported model description as JSON")
+    add_json_argument(imports, "the imported model description")
     imports.set_defaults(handler=run_import)
 
 
-def _samples(ckpt, args, count: int):
-    import torch
-
-    from neuromorph.data import iterate_batches, load_split
-    from neuromorph.encoders import encode
-
-    dataset = args.dataset or ckpt.train_config.get("dataset", "mnist")
-    split = load_split(dataset, train=False, root=args.data_root, limit=count)
-    images, _ = next(iterate_batches(split, count, shuffle=False))
-    if tuple(images.shape[1:]) != ckpt.spec.input_shape:
-        raise NeuromorphError(f"{dataset} images are {tuple(images.shape[1:])}, the model takes "
-                              f"{ckpt.spec.input_shape}")
-    generator = torch.Generator().manual_seed(int(ckpt.train_config.get("seed", 0)))
-    return encode(images, ckpt.spec, generator).contiguous()
-
-
 def run_export(args: argparse.Namespace) -> int:
-    from neuromorph.checkpoint import load_checkpoint
+    from neuromorph.run import open_run
 
     if args.samples < 0 or args.lava_check < 0:
         raise NeuromorphError("--samples and --lava-check must be >= 0")
-    ckpt = load_checkpoint(args.checkpoint)
-    model = ckpt.build_model().eval()
-    log = sys.stderr if args.json else sys.stdout
+    run = open_run(args.checkpoint, args.dataset, args.data_root)
+    ckpt, model = run.checkpoint, run.model
+    log = log_stream(args)
     if args.format == "nir":
         from export.nir_export import write_nir
 
         path = write_nir(model, args.out, description=f"neuromorph {ckpt.spec.name} from {args.checkpoint}, "
                                                       f"epoch {ckpt.epoch}")
-        print(f"wrote NIR graph {path} (dt {ckpt.spec.dt_s} s, {ckpt.spec.time_steps} steps)", file=log)
+        emit(args, f"wrote NIR graph {path} (dt {ckpt.spec.dt_s} s, {ckpt.spec.time_steps} steps)")
         return 0
 
     from export.netx_export import netx_bytes
@@ -98,7 +90,7 @@ def run_export(args: argparse.Namespace) -> int:
     from export.quantize import quantize
     from neuromorph.io import atomic_write, write_json
 
-    x = _samples(ckpt, args, args.samples) if args.samples else None
+    x = run.test_samples(args.samples)[0].contiguous() if args.samples else None
     qnet = quantize(model, calibration=x)  # the samples also calibrate the readout's scale
     data = netx_bytes(qnet)  # everything that can fail runs before anything is written
     report = quantization_report(model, qnet, x)
@@ -108,9 +100,7 @@ def run_export(args: argparse.Namespace) -> int:
         _lava_check(path, qnet, reference_inputs(qnet, x[:, :args.lava_check]) if x is not None else None, log)
     if args.report:
         write_json(args.report, report.to_dict())
-    print(f"wrote netx file {path} ({qnet.input_kind} input)", file=log)
-    if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
+    emit(args, f"wrote netx file {path} ({qnet.input_kind} input)", report.to_dict())
     return 0
 
 
@@ -157,27 +147,26 @@ def run_import(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from export.nir_import import from_nir, read_nir
-    from neuromorph.checkpoint import Checkpoint, save_checkpoint
+    from neuromorph.checkpoint import CHECKPOINT_NAME, Checkpoint, save_checkpoint
+    from neuromorph.config import TrainConfig
 
     if args.dt is not None and not (math.isfinite(args.dt) and args.dt > 0):
         raise NeuromorphError(f"--dt must be a positive number of seconds, got {args.dt}")
     model = from_nir(read_nir(args.graph), dt_s=args.dt, time_steps=args.time_steps)
-    config = {"imported_from": str(args.graph), "seed": 0}
+    dataset = {}
     if args.dataset:
         from neuromorph.data import dataset_info
 
         model = _fit_input(model, tuple(dataset_info(args.dataset).input_shape), args.dataset)
-        config["dataset"] = args.dataset
-    ckpt = Checkpoint(spec=model.spec, model_state=model.state_dict(), train_config=config)
+        dataset = {"dataset": args.dataset}
+    config = TrainConfig(imported_from=str(args.graph), **dataset)
+    ckpt = Checkpoint(spec=model.spec, model_state=model.state_dict(), train_config=config.to_dict())
     ckpt.build_model()  # refuses NaN or infinite weights before anything is written
     out = Path(args.out)
-    path = save_checkpoint(out if out.suffix == ".pt" else out / "checkpoint.pt", ckpt)
-    log = sys.stderr if args.json else sys.stdout
+    path = save_checkpoint(out if out.suffix == ".pt" else out / CHECKPOINT_NAME, ckpt)
     spec = model.spec
     layers = " -> ".join(type(layer).__name__.lower() for layer in spec.layers)
-    print(f"imported {args.graph}: {layers}, input {list(spec.input_shape)}, {spec.num_classes} classes, "
-          f"{spec.neuron.cell} neurons, dt {spec.dt_s} s, {spec.time_steps} steps", file=log)
-    print(f"wrote checkpoint {path}", file=log)
-    if args.json:
-        print(json.dumps({"checkpoint": str(path), "spec": spec.to_dict()}, indent=2))
+    emit(args, f"imported {args.graph}: {layers}, input {list(spec.input_shape)}, {spec.num_classes} classes, "
+               f"{spec.neuron.cell} neurons, dt {spec.dt_s} s, {spec.time_steps} steps\nwrote checkpoint {path}",
+         {"checkpoint": str(path), "spec": spec.to_dict()})
     return 0

@@ -168,13 +168,14 @@ def parity_report(model, x: torch.Tensor, labels: torch.Tensor | None, run: Lava
     ``labels`` (``[N]``) give the accuracies (NaN without them); ``profiles`` the device profiles the energy is priced
     on (None or empty: no energy).
     """
-    from neuromorph.models import reduce_readout
+    from neuromorph.outputs import reduce_readout
+    from neuromorph.structure import hidden_blocks
 
     model.eval()
     with torch.no_grad():
         out = model(x)
-    hidden = out.spikes[1:] if model.records_input else out.spikes
-    names = [s.name for s in model.sources if s.name != "input"]
+    hidden = model.hidden_spikes(out)
+    names = [block.name for block in hidden_blocks(model.spec)]
     layers = []
     differs = np.zeros(int(x.shape[1]), dtype=bool)
     for name, mine, theirs in zip(names, hidden, run.spikes, strict=True):
@@ -209,12 +210,13 @@ def plot_parity_raster(model, x: torch.Tensor, run: LavaRun, path: str | os.Path
     """Spike raster of one sample, model against Lava: one panel per hidden layer (model: black ticks, Lava: red
     dots, bins that differ circled) and the readout voltages (model solid, Lava dashed)."""
     from neuromorph.plots import pyplot, save_figure
+    from neuromorph.structure import hidden_blocks
 
     plt = pyplot()
     with torch.no_grad():
         out = model(x[:, sample:sample + 1])
-    hidden = out.spikes[1:] if model.records_input else out.spikes
-    names = [s.name for s in model.sources if s.name != "input"]
+    hidden = model.hidden_spikes(out)
+    names = [block.name for block in hidden_blocks(model.spec)]
     figure, axes = plt.subplots(len(hidden) + 1, 1, figsize=(8, 1.6 + 1.8 * (len(hidden) + 1)), squeeze=False,
                                 sharex=True)
     for axis, name, mine, theirs in zip(axes[:-1, 0], names, hidden, run.spikes, strict=True):
@@ -249,17 +251,11 @@ def plot_parity_raster(model, x: torch.Tensor, run: LavaRun, path: str | os.Path
 
 
 def load_samples(spec, dataset: str, samples: int, data_root: str | None = None, seed: int = 0):
-    """The first ``samples`` test images of ``dataset``, encoded for ``spec``, and their labels."""
-    from neuromorph.data import iterate_batches, load_split
-    from neuromorph.encoders import encode
-    from neuromorph.errors import NeuromorphError
+    """The first ``samples`` test images of ``dataset``, checked against and encoded for ``spec``, and their labels
+    (:mod:`neuromorph.run`, as every command loads them)."""
+    from neuromorph.run import encode_split, load_test_split
 
-    split = load_split(dataset, train=False, root=data_root, limit=samples)
-    if tuple(split.images.shape[1:]) != spec.input_shape:
-        raise NeuromorphError(f"{dataset} images are {tuple(split.images.shape[1:])}, the model takes "
-                              f"{spec.input_shape}")
-    images, labels = next(iterate_batches(split, len(split)))
-    return encode(images, spec, torch.Generator().manual_seed(seed)), labels
+    return encode_split(load_test_split(spec, dataset, samples, data_root), spec, seed)
 
 
 def simulate_model(model, x: torch.Tensor, labels: torch.Tensor | None, precision: str = "fixed",
@@ -298,10 +294,8 @@ def simulate_checkpoint(checkpoint, dataset: str | None = None, samples: int = 1
     """Run a checkpoint (file or training folder) on Lava for the first ``samples`` test samples of ``dataset``
     (default: the one it was trained on) and compare; ``options`` go to :func:`simulate_model` (``copies``,
     ``batch``, ``profiles``, ``out_dir``, ``progress``)."""
-    from neuromorph.checkpoint import load_checkpoint
+    from neuromorph.run import open_run
 
-    ckpt = load_checkpoint(checkpoint)
-    model = ckpt.build_model().eval()
-    dataset = dataset or ckpt.train_config.get("dataset", "mnist")
-    x, labels = load_samples(ckpt.spec, dataset, samples, data_root, seed=int(ckpt.train_config.get("seed", 0)))
-    return simulate_model(model, x, labels, precision, dataset, checkpoint=str(checkpoint), **options)
+    run = open_run(checkpoint, dataset, data_root)
+    x, labels = run.test_samples(samples)
+    return simulate_model(run.model, x, labels, precision, run.dataset, checkpoint=run.source, **options)

@@ -6,28 +6,27 @@ Registered through ``neuromorph.cli.COMMAND_MODULES``; imports nothing heavy unt
 from __future__ import annotations
 
 import argparse
-import json
+
+from neuromorph.command_line import HelpFormatter, add_data_arguments, add_json_argument, emit, positive_int
 
 
 def add_parser(subparsers) -> None:
-    from neuromorph.cli import add_data_arguments, positive_int
-
     parser = subparsers.add_parser(
         "energy", help="energy per inference on device profiles, against the equivalent ANN, and core mapping",
         description="Count the activity of a checkpoint on test data (synaptic operations, MACs of the analog input "
                     "layer, neuron updates, spikes, messages), price it on device profiles (each constant with its "
                     "source and kind), compare with the equivalent ANN, and map the network on Loihi 1/2 cores.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     parser.add_argument("checkpoint", help="checkpoint file or training output folder")
-    add_data_arguments(parser, dataset_default=None)
+    add_data_arguments(parser)
     parser.add_argument("--device-profile", action="append", metavar="NAME|FILE", dest="profiles",
                         help="device profile: a built-in name or a .toml/.json file; repeat for several "
                              "(default: every built-in profile with published constants)")
     parser.add_argument("--samples", type=positive_int, metavar="N", help="first N test samples (default: all)")
-    parser.add_argument("--batch-size", type=positive_int, default=256)
+    parser.add_argument("--batch-size", type=positive_int, default=256, help="batch size")
     parser.add_argument("--device", default="cpu", help="where to run the model: cpu, cuda or auto")
     parser.add_argument("--seed", type=int, default=0, help="seed of the Poisson encoder's noise")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    add_json_argument(parser, "the report")
     parser.add_argument("--out", metavar="DIR", help="also write DIR/energy.json and DIR/energy.png")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)
@@ -35,21 +34,15 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hw_models.energy_report import energy_report, resolve_profiles
-    from neuromorph.checkpoint import load_checkpoint
+    from neuromorph.run import open_run
 
     profiles = resolve_profiles(args.profiles)  # refuse bad profiles before loading any data
-    ckpt = load_checkpoint(args.checkpoint)
-    dataset = args.dataset or ckpt.train_config.get("dataset", "mnist")
-    report = energy_report(ckpt.build_model(), dataset=dataset, profiles=profiles, samples=args.samples,
-                           data_root=args.data_root, batch_size=args.batch_size, device=args.device, seed=args.seed,
-                           progress=not args.quiet and not args.json)
-    report.checkpoint = str(args.checkpoint)
-    if args.out:
-        written = report.write(args.out)
-    if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
-    else:
-        print(report.text())
-        if args.out:
-            print("\nwritten: " + "  ".join(str(p) for p in written))
+    run = open_run(args.checkpoint, args.dataset, args.data_root)
+    report = energy_report(run.model, dataset=run.dataset, profiles=profiles, samples=args.samples,
+                           batch_size=args.batch_size, device=args.device, seed=args.seed,
+                           split=run.test_split(args.samples), progress=not args.quiet and not args.json)
+    report.checkpoint = run.source
+    written = report.write(args.out) if args.out else []
+    emit(args, report.text() + ("\n\nwritten: " + "  ".join(str(p) for p in written) if written else ""),
+         report.to_dict())
     return 0

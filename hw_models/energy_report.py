@@ -178,18 +178,18 @@ def energy_report(
     """
     from neuromorph.checkpoint import load_checkpoint, tool_versions
     from neuromorph.data import load_split
-    from neuromorph.training import resolve_device
+    from neuromorph.devices import resolve_device
+    from neuromorph.run import check_images
 
     chosen = resolve_profiles(profiles)
     checkpoint = None
     if isinstance(model, str | os.PathLike):
         checkpoint = str(model)
         model = load_checkpoint(model).build_model()
-    if split is None:
+    named = split is None
+    if named:
         split = load_split(dataset, train=False, root=data_root, limit=samples)
-    if tuple(split.images.shape[1:]) != model.spec.input_shape:
-        raise NeuromorphError(f"data has shape {tuple(split.images.shape[1:])} but the model expects "
-                              f"{model.spec.input_shape}")
+    check_images(split, model.spec, dataset if named else None)
     counts = measure_activity(model, split, samples, batch_size, resolve_device(device), seed, progress)
     mappings = {name: map_cores(model.spec, limits) for name, limits in CORE_LIMITS.items()}
     estimates = [estimate_energy(model.spec, counts, p, mappings.get(p.cores) if p.cores else None) for p in chosen]

@@ -1,8 +1,9 @@
 """Checkpoints: weights plus the model's full description, enough to rebuild it without the original command.
 
 Layout (a ``torch.save`` dict, loaded with ``weights_only=True``): ``format``, ``format_version``, ``spec``
-(:meth:`ModelSpec.to_dict`), ``train_config``, ``epoch`` (epochs completed), ``model_state``,
-``optimizer_state``, ``history`` (per-epoch metrics) and ``versions``. Written atomically.
+(:meth:`ModelSpec.to_dict`), ``train_config`` (:meth:`TrainConfig.to_dict`, read back typed as
+``Checkpoint.config``), ``epoch`` (epochs completed), ``model_state``, ``optimizer_state``, ``history`` (per-epoch
+metrics) and ``versions``. Written atomically; a training folder holds it as :data:`CHECKPOINT_NAME`.
 """
 
 from __future__ import annotations
@@ -14,25 +15,22 @@ from typing import Any
 
 import torch
 
+from neuromorph.config import TrainConfig
 from neuromorph.errors import NeuromorphError
 from neuromorph.io import atomic_write
 from neuromorph.spec import ModelSpec
+from neuromorph.versions import tool_versions
 
 FORMAT = "neuromorph.checkpoint"
 FORMAT_VERSION = 1
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
+CHECKPOINT_NAME = "checkpoint.pt"  # the checkpoint's file name in a training (or import) output folder
 
 
-def tool_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    versions = {}
-    for package in ("neuromorph", "torch", "norse"):
-        try:
-            versions[package] = version(package)
-        except PackageNotFoundError:
-            versions[package] = "unknown"
-    return versions
+def checkpoint_path(path: str | os.PathLike) -> Path:
+    """The checkpoint file a command means by ``path``: the file itself, or :data:`CHECKPOINT_NAME` in a folder."""
+    path = Path(path)
+    return path / CHECKPOINT_NAME if path.is_dir() else path
 
 
 @dataclass
@@ -44,6 +42,11 @@ class Checkpoint:
     optimizer_state: dict[str, Any] | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def config(self) -> TrainConfig:
+        """``train_config`` typed (missing settings take their defaults; the energy profile is not resolved)."""
+        return TrainConfig.from_dict(self.train_config, check_profile=False)
 
     def build_model(self):
         """Rebuild the network and load the weights (checking them for NaN/inf)."""
@@ -78,9 +81,7 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: Checkpoint) -> Path:
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """Load a checkpoint, with one clear error for a missing, corrupt or foreign file."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "checkpoint.pt"
+    path = checkpoint_path(path)
     if not path.is_file():
         raise NeuromorphError(f"checkpoint {str(path)!r} does not exist")
     with open(path, "rb") as handle:
@@ -99,7 +100,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
             f"checkpoint {str(path)!r} has format version {payload['format_version']}; "
             f"this neuromorph reads up to {FORMAT_VERSION}"
         )
-    return Checkpoint(
+    checkpoint = Checkpoint(
         spec=ModelSpec.from_dict(payload["spec"]),
         model_state=payload["model_state"],
         train_config=payload.get("train_config", {}),
@@ -108,3 +109,8 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         history=list(payload.get("history", [])),
         versions=payload.get("versions", {}),
     )
+    try:
+        checkpoint.config  # noqa: B018 - validates the saved settings once, here
+    except NeuromorphError as error:
+        raise NeuromorphError(f"checkpoint {str(path)!r} has invalid training settings: {error}") from None
+    return checkpoint

@@ -109,13 +109,27 @@ def build_penalty(name: str, model: Any = None, device_profile: str | None = Non
     return penalty.factory(model, device_profile)
 
 
-LAMBDA_SCHEDULES = ("constant", "ramp")
+def _constant_lambda(lam: float, epoch: int, ramp_epochs: int) -> float:
+    return lam
+
+
+def _ramped_lambda(lam: float, epoch: int, ramp_epochs: int) -> float:
+    return lam * min(1.0, (epoch + 1) / max(1, ramp_epochs))
+
+
+LambdaSchedule = Callable[[float, int, int], float]
+
+# schedule name -> (lam, epoch (0-based), ramp_epochs) -> lambda used in that epoch
+LAMBDA_SCHEDULES: dict[str, LambdaSchedule] = {"constant": _constant_lambda, "ramp": _ramped_lambda}
+
+
+def get_lambda_schedule(name: str) -> LambdaSchedule:
+    """The schedule called ``name``; the one error for an unknown schedule (the training config checks with it)."""
+    if name not in LAMBDA_SCHEDULES:
+        raise NeuromorphError(f"unknown lambda schedule {name!r}; supported: {', '.join(LAMBDA_SCHEDULES)}")
+    return LAMBDA_SCHEDULES[name]
 
 
 def lambda_at(lam: float, schedule: str, epoch: int, ramp_epochs: int) -> float:
     """Lambda used in ``epoch`` (0-based): constant, or ramped linearly from lam/ramp_epochs to lam."""
-    if schedule == "constant":
-        return lam
-    if schedule == "ramp":
-        return lam * min(1.0, (epoch + 1) / max(1, ramp_epochs))
-    raise NeuromorphError(f"unknown lambda schedule {schedule!r}; supported: {', '.join(LAMBDA_SCHEDULES)}")
+    return get_lambda_schedule(schedule)(lam, epoch, ramp_epochs)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,86 +19,22 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from hw_models.opcount import spike_counts, synaptic_operations
-from neuromorph.checkpoint import Checkpoint, load_checkpoint, save_checkpoint, tool_versions
+from neuromorph.checkpoint import CHECKPOINT_NAME, Checkpoint, load_checkpoint, save_checkpoint
+from neuromorph.config import TrainConfig
 from neuromorph.data import Split, iterate_batches, load_split
+from neuromorph.devices import resolve_device
 from neuromorph.encoders import encode
 from neuromorph.errors import NeuromorphError
 from neuromorph.io import write_json
 from neuromorph.models import SpikingNet, build_model, calibrate_firing
-from neuromorph.penalties import LAMBDA_SCHEDULES, build_penalty, get_penalty, lambda_at
+from neuromorph.penalties import build_penalty, lambda_at
+from neuromorph.run import check_images
 from neuromorph.spec import ModelSpec
+from neuromorph.versions import tool_versions
 
-CHECKPOINT_NAME = "checkpoint.pt"
+# TrainConfig (neuromorph.config), resolve_device (neuromorph.devices) and CHECKPOINT_NAME (neuromorph.checkpoint)
+# live in those bottom modules; importing them from here keeps working.
 METRICS_NAME = "metrics.json"
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything about a training run except the model description."""
-
-    dataset: str = "mnist"
-    data_root: str | None = None
-    epochs: int = 5
-    batch_size: int = 128
-    lr: float = 1e-3
-    seed: int = 0
-    penalty: str = "none"
-    lam: float = 0.0
-    lam_schedule: str = "constant"
-    ramp_epochs: int = 1
-    power: float = 1.0
-    train_limit: int | None = None
-    test_limit: int | None = None
-    device: str = "cpu"
-    init_rate: float = 0.05
-    device_profile: str | None = None  # hw_models.profiles name or profile file; the energy penalty prices on it
-    loihi_exact: bool = False  # compute as Loihi fixed point does (export/loihi_exact.py): the export is exact
-    init_from: str | None = None  # start from this checkpoint's model and weights (fine-tuning), not from scratch
-
-    def __post_init__(self) -> None:
-        get_penalty(self.penalty)
-        if self.penalty == "energy":
-            _check_energy_profile(self.device_profile)
-        if self.lam_schedule not in LAMBDA_SCHEDULES:
-            raise NeuromorphError(
-                f"unknown lambda schedule {self.lam_schedule!r}; supported: {', '.join(LAMBDA_SCHEDULES)}"
-            )
-        for name in ("epochs", "batch_size", "ramp_epochs"):
-            if getattr(self, name) <= 0:
-                raise NeuromorphError(f"{name} must be positive, got {getattr(self, name)}")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise NeuromorphError(f"learning rate must be positive, got {self.lr}")
-        if not (math.isfinite(self.lam) and self.lam >= 0):
-            raise NeuromorphError(f"lambda must be >= 0, got {self.lam}")
-        if not (math.isfinite(self.init_rate) and 0 <= self.init_rate < 1):
-            raise NeuromorphError(f"initial firing rate must be in [0, 1), got {self.init_rate}")
-        if not (math.isfinite(self.power) and self.power > 0):
-            raise NeuromorphError(f"penalty power p must be positive, got {self.power}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-
-def _check_energy_profile(device_profile: str | None) -> None:
-    from hw_models.energy import penalty_profile
-
-    penalty_profile(device_profile)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise NeuromorphError("device 'cuda' requested but no CUDA GPU is available")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise NeuromorphError(f"unknown device {name!r}; use cpu, cuda or auto") from None
 
 
 def _generator(seed: int, epoch: int, stream: int) -> torch.Generator:
@@ -205,7 +141,7 @@ def train(
             raise NeuromorphError(f"nothing to resume: no {CHECKPOINT_NAME} in {str(out)!r}")
         ckpt = load_checkpoint(out / CHECKPOINT_NAME)
         spec = ckpt.spec
-        config = TrainConfig.from_dict({**ckpt.train_config, "epochs": config.epochs, "device": config.device})
+        config = replace(ckpt.config, epochs=config.epochs, device=config.device)
         model = ckpt.build_model()
         start_epoch, history, optimizer_state = ckpt.epoch, ckpt.history, ckpt.optimizer_state
     elif config.init_from is not None:
@@ -216,12 +152,13 @@ def train(
         torch.manual_seed(config.seed)
         model = build_model(spec)
     model.to(device)
-    if train_split is None:
+    loaded_train, loaded_test = train_split is None, test_split is None
+    if loaded_train:
         train_split = load_split(config.dataset, train=True, root=config.data_root, limit=config.train_limit)
-    if test_split is None:
+    if loaded_test:
         test_split = load_split(config.dataset, train=False, root=config.data_root, limit=config.test_limit)
-    _check_split(train_split, spec)
-    _check_split(test_split, spec)
+    check_images(train_split, spec, config.dataset if loaded_train else None)
+    check_images(test_split, spec, config.dataset if loaded_test else None)
     if not resume and config.init_rate > 0 and config.init_from is None:
         images, _ = next(iterate_batches(train_split, min(len(train_split), 256), device=device))
         calibrate_firing(model, encode(images, spec, _generator(config.seed, 0, stream=3)), config.init_rate)
@@ -293,8 +230,6 @@ def _arithmetic(model: SpikingNet, config: TrainConfig, split: Split, device: to
     Switching to fixed point calibrates the readout's voltage bound on a training batch, with the float model (or
     the fixed-point one being fine-tuned further); the export's readout headroom applies on top of it.
     """
-    from dataclasses import replace
-
     from neuromorph.spec import FixedPointSpec
 
     spec = model.spec
@@ -319,16 +254,6 @@ def _arithmetic(model: SpikingNet, config: TrainConfig, split: Split, device: to
     switched = build_model(replace(spec, fixed_point=fixed))
     switched.load_state_dict(model.state_dict())
     return switched.to(device)
-
-
-def _check_split(split: Split, spec: ModelSpec) -> None:
-    if tuple(split.images.shape[1:]) != spec.input_shape:
-        raise NeuromorphError(
-            f"data has shape {tuple(split.images.shape[1:])} but the model expects {spec.input_shape}"
-        )
-    if len(split) and int(split.labels.max()) >= spec.num_classes:
-        raise NeuromorphError(f"data has labels up to {int(split.labels.max())} but the model has "
-                              f"{spec.num_classes} classes")
 
 
 def _save(out: Path, model, spec, config, epoch, optimizer, history) -> None:

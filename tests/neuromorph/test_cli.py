@@ -94,3 +94,110 @@ def test_corrupt_and_missing_checkpoints(tmp_path):
     assert_one_line_error(run_cli("evaluate", str(tmp_path / "corrupt.pt")), 1, "corrupt")
     assert_one_line_error(run_cli("info", str(tmp_path / "text.pt")), 1, "not a neuromorph checkpoint")
     assert_one_line_error(run_cli("info", str(tmp_path / "none.pt")), 1, "does not exist")
+
+
+def _subcommands() -> dict:
+    import argparse
+
+    from neuromorph.cli import _build_parser
+
+    parser = _build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {"": parser, **action.choices}
+
+
+def test_every_help_states_each_default_once(capsys):
+    """No flag's help says "(default: None)", none states its default twice (ArgumentDefaultsHelpFormatter adds one
+    to help that has its own)."""
+    import re
+
+    from neuromorph.cli import main
+
+    commands = _subcommands()
+    assert {"train", "evaluate", "info", "energy", "export", "import-nir", "simulate"} <= set(commands)
+    for name, parser in commands.items():
+        with pytest.raises(SystemExit) as exited:
+            main([name, "--help"] if name else ["--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert exited.value.code == 0 and text.startswith(f"usage: neuromorph {name}".rstrip()), name
+        assert "(default: None)" not in text and "(default: False)" not in text, name
+        formatter = parser._get_formatter()
+        for action in parser._actions:
+            if action.help:
+                stated = formatter._expand_help(action)
+                assert len(re.findall(r"\(default", stated)) <= 1, (name, action.dest, stated)
+                assert "(default: None)" not in stated, (name, action.dest)
+
+
+def test_export_help_says_what_norse_reads():
+    text = _subcommands()["export"].description
+    assert "by Norse" not in text
+    assert "re-importable here" in text and "sum-pool CNNs" in text and "not avg-pool" in text
+
+
+def test_train_flag_defaults_are_the_dataclass_defaults():
+    """One source for every default: each train flag defaults to the field (or builder parameter) it sets."""
+    import inspect
+    from dataclasses import fields
+
+    from neuromorph.cli import _build_parser
+    from neuromorph.spec import EncoderSpec, NeuronSpec, ReadoutSpec, cnn_spec, mlp_spec
+    from neuromorph.training import TrainConfig
+
+    args = vars(_build_parser().parse_args(["train", "--out", "x"]))
+    config, neuron, readout, encoder, model = TrainConfig(), NeuronSpec(), ReadoutSpec(), EncoderSpec(), mlp_spec()
+    cnn = {name: p.default for name, p in inspect.signature(cnn_spec).parameters.items()}
+    expected = {f.name: getattr(config, f.name) for f in fields(TrainConfig) if f.name != "imported_from"}
+    expected.update(cell=neuron.cell, tau_mem_inv=neuron.tau_mem_inv, tau_syn_inv=neuron.tau_syn_inv,
+                    v_th=neuron.v_th, readout=readout.reduce, encoder=encoder.kind, gain=encoder.gain,
+                    max_rate=encoder.max_rate_hz, time_steps=model.time_steps, dt=model.dt_s,
+                    channels=cnn["channels"], kernel=cnn["kernel_size"], padding=cnn["padding"], pool=cnn["pool"],
+                    pool_mode=cnn["pool_mode"])
+    cli_only = {"command", "handler", "model", "hidden", "out", "resume", "quiet", "json"}
+    assert set(args) == set(expected) | cli_only  # a new flag needs its default's source here
+    for dest, value in expected.items():
+        assert args[dest] == value, dest
+    assert args["hidden"] is None  # the builder's own default: mlp 400, cnn none
+    assert inspect.signature(mlp_spec).parameters["hidden"].default == (400,)
+    assert readout.tau_mem_inv == neuron.tau_mem_inv and readout.tau_syn_inv == neuron.tau_syn_inv
+    assert config.penalty == "synaptic"  # as the CLI always trained; with lam = 0 it changes nothing
+
+
+def test_closed_stdout_exits_141_without_traceback(tmp_path):
+    """`neuromorph info RUN | head -1`: the reader goes away; exit 141 (128 + SIGPIPE) and nothing on stderr."""
+    import os
+
+    import torch
+
+    from neuromorph.checkpoint import Checkpoint, save_checkpoint
+    from neuromorph.models import build_model
+    from neuromorph.spec import mlp_spec
+
+    torch.manual_seed(0)
+    spec = mlp_spec(hidden=tuple(range(8, 400, 8)), time_steps=4)  # a long table: more than a pipe's buffer
+    save_checkpoint(tmp_path / "checkpoint.pt", Checkpoint(spec, build_model(spec).state_dict()))
+    for args in (["info", str(tmp_path)], ["info", str(tmp_path), "--json"], ["train", "--help"]):
+        read, write = os.pipe()
+        os.close(read)  # the reader is gone before the command prints anything
+        try:
+            result = subprocess.run([sys.executable, "-m", "neuromorph", *args], stdout=write,
+                                    stderr=subprocess.PIPE, text=True, timeout=300)
+        finally:
+            os.close(write)
+        # argparse itself ignores a failed write of --help (exit 0); a command's report exits 141
+        assert result.returncode == (0 if "--help" in args else 141), (args, result.stderr)
+        assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr, result.stderr
+    head = subprocess.run(f"{sys.executable} -m neuromorph info {tmp_path} | head -1", shell=True,
+                          capture_output=True, text=True, timeout=300)
+    assert head.stdout.startswith("mlp: input") and "Traceback" not in head.stderr, head.stderr
+
+
+def test_command_modules_do_not_import_the_cli():
+    """The command modules take their plumbing from neuromorph.command_line, not back from neuromorph.cli."""
+    code = ("import sys, argparse\n"
+            "import hw_models.energy_command, export.cli, export.simulate_command\n"
+            "sub = argparse.ArgumentParser().add_subparsers()\n"
+            "for m in (hw_models.energy_command, export.cli, export.simulate_command): m.add_parser(sub)\n"
+            "print('neuromorph.cli' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stdout.strip() == "False", result.stderr
