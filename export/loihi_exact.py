@@ -17,7 +17,8 @@ undone). Gradients: rounding and truncation pass straight through; the spike use
 in Norse volts (``(v - vThMant*64)/(s*64)``), so gradient scales match float training. Constants come from
 :data:`hw_models.loihi.LOIHI_FIXED_POINT`.
 
-Importing this module registers the arithmetic ``loihi-fixed-point`` with :data:`neuromorph.models.ARITHMETIC`
+Importing this module registers the arithmetic ``loihi-fixed-point`` (forward pass and check) with
+:data:`neuromorph.models.ARITHMETIC`
 (``ModelSpec.arithmetic`` of a spec whose ``fixed_point`` is set); :mod:`neuromorph.models` imports it on first use.
 """
 
@@ -27,7 +28,7 @@ from dataclasses import replace
 
 import torch
 
-from export.chip_plan import folded_weight, host_current, plan_layers
+from export.chip_plan import check_exportable, folded_weight, host_current, plan_layers
 from export.loihi_cuba import (
     SYNAPTIC_SUMS,
     cuba_fixed_point,
@@ -40,6 +41,7 @@ from export.quantize import layer_decays, layer_scale
 from hw_models.loihi import LOIHI_FIXED_POINT, LoihiFixedPoint
 from neuromorph.models import register_arithmetic
 from neuromorph.outputs import SNNOutput, reduce_readout
+from neuromorph.spec import FIXED_POINT_ARITHMETIC
 
 __all__ = ["cuba_fixed_point", "fixed_point_forward", "straight_through"]
 
@@ -90,4 +92,9 @@ def fixed_point_forward(model, x: torch.Tensor, fp: LoihiFixedPoint = LOIHI_FIXE
     return SNNOutput(logits=reduce_readout(voltages, spec.readout.reduce), voltages=voltages, spikes=spikes)
 
 
-register_arithmetic("loihi-fixed-point", fixed_point_forward)
+def check_fixed_point(model) -> None:
+    """Refuse what has no exact Loihi form (the export's rules: v_leak != v_reset, an on-chip bias, NaN weights)."""
+    check_exportable(model.spec, model)
+
+
+register_arithmetic(FIXED_POINT_ARITHMETIC, fixed_point_forward, check_fixed_point)

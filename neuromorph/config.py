@@ -58,8 +58,8 @@ class TrainConfig:
     def __post_init__(self, check_profile: bool) -> None:
         self._check_types()
         get_penalty(self.penalty)
-        if self.penalty == "energy" and check_profile:
-            _check_energy_profile(self.device_profile)
+        if check_profile:
+            get_penalty(self.penalty).check_settings(self.device_profile)
         get_lambda_schedule(self.lam_schedule)
         for name in ("epochs", "batch_size", "ramp_epochs"):
             if getattr(self, name) <= 0:
@@ -99,8 +99,3 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known}, check_profile=check_profile)
 
-
-def _check_energy_profile(device_profile: str | None) -> None:
-    from hw_models.energy import penalty_profile
-
-    penalty_profile(device_profile)

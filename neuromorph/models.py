@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -24,7 +25,17 @@ with warnings.catch_warnings():  # norse 1.1.0 calls torch.jit.script at import,
 from hw_models.fanout import model_fan_outs
 from neuromorph.errors import NeuromorphError
 from neuromorph.outputs import SNNOutput, reduce_readout
-from neuromorph.spec import Conv, Dense, Flatten, Layer, ModelSpec, Pool, unsupported_layer
+from neuromorph.spec import (
+    FIXED_POINT_ARITHMETIC,
+    FLOAT_ARITHMETIC,
+    Conv,
+    Dense,
+    Flatten,
+    Layer,
+    ModelSpec,
+    Pool,
+    unsupported_layer,
+)
 from neuromorph.structure import INPUT, blocks, spike_sources
 
 __all__ = ["ARITHMETIC", "NEURON_CELLS", "TORCH_MODULES", "SNNOutput", "SpikingNet", "build_model",
@@ -175,7 +186,7 @@ class SpikingNet(nn.Module):
         if x.dim() != len(expected) + 1 or x.shape[0] != expected[0] or tuple(x.shape[2:]) != expected[1:]:
             raise ValueError(f"expected input [T={expected[0]}, B, {', '.join(map(str, expected[1:]))}], "
                              f"got {list(x.shape)}")
-        return arithmetic(self.spec.arithmetic)(self, x)
+        return arithmetic(self.spec.arithmetic).forward(self, x)
 
 
 def norse_forward(model: SpikingNet, x: torch.Tensor) -> SNNOutput:
@@ -190,20 +201,31 @@ def norse_forward(model: SpikingNet, x: torch.Tensor) -> SNNOutput:
 
 
 Forward = Callable[[SpikingNet, torch.Tensor], SNNOutput]
-# ModelSpec.arithmetic -> forward pass. Norse float is built in; other arithmetics register themselves when their
-# module is imported (as Lava's select_tag picks a process model). ARITHMETIC_PROVIDERS names those modules, so that
-# this module imports none of them.
-ARITHMETIC: dict[str, Forward] = {"norse-float": norse_forward}
-ARITHMETIC_PROVIDERS: dict[str, str] = {"loihi-fixed-point": "export.loihi_exact"}
 
 
-def register_arithmetic(name: str, forward: Forward) -> None:
-    """Make ``forward(model, x) -> SNNOutput`` the forward pass of models whose ``spec.arithmetic`` is ``name``."""
-    ARITHMETIC[name] = forward
+@dataclass(frozen=True)
+class Arithmetic:
+    """How a network computes: ``forward(model, x) -> SNNOutput``, and ``check(model)``, which refuses (one clear
+    error) a model that this arithmetic cannot compute as its target does."""
+
+    forward: Forward
+    check: Callable[[SpikingNet], None] | None = None
 
 
-def arithmetic(name: str) -> Forward:
-    """The forward pass registered for ``name``, importing its provider module on first use."""
+# ModelSpec.arithmetic -> how the network computes. Norse float is built in; other arithmetics register themselves
+# when their module is imported (as Lava's select_tag picks a process model). ARITHMETIC_PROVIDERS names those
+# modules, so that this module imports none of them.
+ARITHMETIC: dict[str, Arithmetic] = {FLOAT_ARITHMETIC: Arithmetic(norse_forward)}
+ARITHMETIC_PROVIDERS: dict[str, str] = {FIXED_POINT_ARITHMETIC: "export.loihi_exact"}
+
+
+def register_arithmetic(name: str, forward: Forward, check: Callable[[SpikingNet], None] | None = None) -> None:
+    """Make ``forward`` (and ``check``) the arithmetic of models whose ``spec.arithmetic`` is ``name``."""
+    ARITHMETIC[name] = Arithmetic(forward, check)
+
+
+def arithmetic(name: str) -> Arithmetic:
+    """The arithmetic registered for ``name``, importing its provider module on first use."""
     if name not in ARITHMETIC and name in ARITHMETIC_PROVIDERS:
         importlib.import_module(ARITHMETIC_PROVIDERS[name])
     if name not in ARITHMETIC:

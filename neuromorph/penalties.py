@@ -16,6 +16,7 @@ multiplies it by lambda (:func:`lambda_at`).
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -66,20 +67,36 @@ def _built_per_model(
     raise NeuromorphError("this penalty depends on the model and a device profile: make it with build_penalty()")
 
 
-def _energy_factory(model: Any, device_profile: str | None) -> PenaltyFn:
-    from hw_models.energy import energy_penalty
-
-    return energy_penalty(model, device_profile)
+def _provided(reference: str) -> Callable[..., Any]:
+    """The function ``module:name`` of a penalty built above this module (pricing), imported when first used, so
+    that training does not import the cost model (:mod:`hw_models.energy` sits above training)."""
+    module, name = reference.split(":")
+    return getattr(importlib.import_module(module), name)
 
 
 @dataclass(frozen=True)
 class Penalty:
-    """A penalty; ``factory(model, device_profile) -> fn`` when it depends on the model (else ``fn`` is used)."""
+    """A penalty; ``factory(model, device_profile) -> fn`` when it depends on the model (else ``fn`` is used).
+
+    ``factory`` and ``check`` (``check(device_profile)`` refuses settings the penalty cannot be built with, before
+    any data is loaded) may name a function ``"module:name"`` of the layer that provides the penalty.
+    """
 
     name: str
     fn: PenaltyFn
     summary: str
-    factory: Callable[[Any, str | None], PenaltyFn] | None = None
+    factory: Callable[[Any, str | None], PenaltyFn] | str | None = None
+    check: Callable[[str | None], Any] | str | None = None
+
+    def check_settings(self, device_profile: str | None) -> None:
+        if self.check is not None:
+            (_provided(self.check) if isinstance(self.check, str) else self.check)(device_profile)
+
+    def build(self, model: Any, device_profile: str | None) -> PenaltyFn:
+        if self.factory is None:
+            return self.fn
+        factory = _provided(self.factory) if isinstance(self.factory, str) else self.factory
+        return factory(model, device_profile)
 
 
 PENALTIES: dict[str, Penalty] = {
@@ -90,7 +107,8 @@ PENALTIES: dict[str, Penalty] = {
         Penalty("synaptic", synaptic_penalty, "spiking synaptic penalty: (1/p) sum psi * s**p = SynOps/p"),
         Penalty("rate_l2", rate_l2_penalty, "L2 on firing rates, sum (mean_t s)**2"),
         Penalty("energy", _built_per_model, "joules per sample on --device-profile (spike-driven energy + neuron "
-                "updates; lambda 1e6 on loihi1 for the MNIST MLP)", factory=_energy_factory),
+                "updates; lambda 1e6 on loihi1 for the MNIST MLP)", factory="hw_models.energy:energy_penalty",
+                check="hw_models.energy:penalty_profile"),
     )
 }
 
@@ -103,10 +121,7 @@ def get_penalty(name: str) -> Penalty:
 
 def build_penalty(name: str, model: Any = None, device_profile: str | None = None) -> PenaltyFn:
     """The penalty function for ``name``, built for ``model`` and ``device_profile`` when the penalty needs them."""
-    penalty = get_penalty(name)
-    if penalty.factory is None:
-        return penalty.fn
-    return penalty.factory(model, device_profile)
+    return get_penalty(name).build(model, device_profile)
 
 
 def _constant_lambda(lam: float, epoch: int, ramp_epochs: int) -> float:

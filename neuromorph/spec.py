@@ -217,6 +217,10 @@ class EncoderSpec:
         _positive("encoder max_rate_hz", self.max_rate_hz)
 
 
+FLOAT_ARITHMETIC = "norse-float"  # ModelSpec.arithmetic without fixed_point
+FIXED_POINT_ARITHMETIC = "loihi-fixed-point"  # ModelSpec.arithmetic with fixed_point set
+
+
 @dataclass(frozen=True)
 class FixedPointSpec:
     """The network computes as Loihi fixed point does (Loihi-exact training, :mod:`export.loihi_exact`).
@@ -266,7 +270,7 @@ class ModelSpec:
     @property
     def arithmetic(self) -> str:
         """The arithmetic the network computes in (a key of :data:`neuromorph.models.ARITHMETIC`)."""
-        return "norse-float" if self.fixed_point is None else "loihi-fixed-point"
+        return FLOAT_ARITHMETIC if self.fixed_point is None else FIXED_POINT_ARITHMETIC
 
     def layer_shapes(self) -> list[tuple[int, ...]]:
         """Output shape (without batch) of every layer, checking that each layer accepts its input."""

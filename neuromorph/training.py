@@ -26,10 +26,10 @@ from neuromorph.devices import resolve_device
 from neuromorph.encoders import encode
 from neuromorph.errors import NeuromorphError
 from neuromorph.io import write_json
-from neuromorph.models import SpikingNet, build_model, calibrate_firing
+from neuromorph.models import SpikingNet, arithmetic, build_model, calibrate_firing
 from neuromorph.penalties import build_penalty, lambda_at
 from neuromorph.run import check_images
-from neuromorph.spec import ModelSpec
+from neuromorph.spec import FIXED_POINT_ARITHMETIC, ModelSpec
 from neuromorph.versions import tool_versions
 
 # TrainConfig (neuromorph.config), resolve_device (neuromorph.devices) and CHECKPOINT_NAME (neuromorph.checkpoint)
@@ -234,9 +234,7 @@ def _arithmetic(model: SpikingNet, config: TrainConfig, split: Split, device: to
 
     spec = model.spec
     if config.loihi_exact:  # v_leak != v_reset or an on-chip bias have no exact Loihi form
-        from export.quantize import check_exportable
-
-        check_exportable(spec, model)
+        arithmetic(FIXED_POINT_ARITHMETIC).check(model)
     if not config.loihi_exact:
         fixed = None
     elif spec.fixed_point is not None:

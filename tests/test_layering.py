@@ -72,12 +72,24 @@ def test_the_model_imports_nothing_from_export():
         assert not {m for m in graph[module] if m.startswith("export")}, module
 
 
+PRICING = {"hw_models.energy", "hw_models.profiles", "hw_models.mapping", "hw_models.energy_report",
+           "hw_models.energy_command"}
+
+
+def test_training_imports_neither_pricing_nor_export():
+    """The energy penalty and the Loihi-exact arithmetic come from above by name (neuromorph.penalties,
+    neuromorph.models.ARITHMETIC_PROVIDERS), so no neuromorph module imports them."""
+    graph = module_graph()
+    for module in (m for m in graph if m.startswith("neuromorph")):
+        assert not graph[module] & PRICING, (module, graph[module] & PRICING)
+        assert not {m for m in graph[module] if m.startswith("export")}, module
+
+
 def test_hw_models_does_not_reach_into_the_trainer_and_counting_sits_below_pricing():
     graph = module_graph()
     for module in (m for m in graph if m.startswith("hw_models")):
         assert "neuromorph.training" not in graph[module], module
-    pricing = {"hw_models.energy", "hw_models.profiles", "hw_models.mapping", "hw_models.energy_report",
-               "hw_models.energy_command"}
+    pricing = PRICING
     for module in ("hw_models.fanout", "hw_models.opcount", "hw_models.activity"):
         assert not graph[module] & pricing, module
         assert not {m for m in graph[module] if m.startswith("export")}, module

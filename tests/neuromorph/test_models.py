@@ -105,3 +105,29 @@ def test_calibration_reaches_target_rate(tiny_cnn_spec):
     calibrate_firing(model, x, target_rate=0.1)
     rates = [s.mean().item() for s in model(x).spikes]
     assert all(0.1 / 1.5 <= r <= 0.1 * 1.5 for r in rates), rates
+
+
+def test_the_arithmetic_registry_loads_fixed_point_only_when_a_model_needs_it():
+    """neuromorph.models imports nothing from export/: the Loihi fixed-point arithmetic registers itself when its
+    module is first needed, as Lava's select_tag picks a process model."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from neuromorph.models import build_model, arithmetic; "
+            "from neuromorph.spec import FixedPointSpec, mlp_spec; import torch; "
+            "model = build_model(mlp_spec(input_shape=(4,), hidden=(3,), num_classes=2, time_steps=2)); "
+            "model(torch.ones(2, 1, 4)); before = 'export.loihi_exact' in sys.modules; "
+            "spec = mlp_spec(input_shape=(4,), hidden=(3,), num_classes=2, time_steps=2, "
+            "fixed_point=FixedPointSpec(readout_volts=1.0)); build_model(spec)(torch.ones(2, 1, 4)); "
+            "print(before, 'export.loihi_exact' in sys.modules, arithmetic(spec.arithmetic).check is not None)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["False", "True", "True"]
+
+
+def test_an_unknown_arithmetic_is_refused_by_name():
+    from neuromorph.errors import NeuromorphError
+    from neuromorph.models import arithmetic
+
+    with pytest.raises(NeuromorphError, match="unknown arithmetic 'analog'; registered: norse-float"):
+        arithmetic("analog")
