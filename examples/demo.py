@@ -88,13 +88,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  Loihi-exact fine-tuning, {args.exact_epochs} epoch(s): the network now computes as Loihi fixed point")
     exact_config = TrainConfig(dataset=args.dataset, data_root=args.data_root, epochs=args.exact_epochs,
                                seed=args.seed, penalty="synaptic", lam=args.lam, loihi_exact=True,
-                               init_from=str(out / "train" / "checkpoint.pt"))
+                               init_from=str(out / "train"))
     exact_run = train(spec, exact_config, out_dir=out / "exact", train_split=train_split, test_split=test_split,
                       on_epoch=progress)
     plot_training_curves(exact_run.history, out / "exact" / "training.png", "Loihi-exact fine-tuning")
     summary["float"] = {k: float_run.final[k] for k in ("test_accuracy", "synops_per_sample", "spike_rate")}
     summary["loihi_exact"] = {k: exact_run.final[k] for k in ("test_accuracy", "synops_per_sample", "spike_rate")}
-    model = load_checkpoint(out / "exact" / "checkpoint.pt").build_model().eval()
+    model = load_checkpoint(out / "exact").build_model().eval()
 
     banner("2. chip energy per inference (test set), SNN against the equivalent ANN")
     report = energy_report(model, dataset=args.dataset, split=test_split)
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
 
     banner(f"4. Lava simulator: {args.lava_samples} test samples, fixed point (netx) and floating point")
     x, labels = load_samples(model.spec, args.dataset, args.lava_samples, args.data_root, seed=args.seed)
-    float_model = load_checkpoint(out / "train" / "checkpoint.pt").build_model().eval()
+    float_model = load_checkpoint(out / "train").build_model().eval()
     x_float, _ = load_samples(float_model.spec, args.dataset, args.lava_samples, args.data_root, seed=args.seed)
     summary["lava"] = {}
     for precision, net, inputs in (("fixed", model, x), ("float", float_model, x_float)):
