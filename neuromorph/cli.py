@@ -248,13 +248,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_info(args: argparse.Namespace) -> int:
     from neuromorph.checkpoint import load_checkpoint
     from neuromorph.report import EPOCH_HEADERS, epoch_row, format_table
+    from neuromorph.structure import blocks
 
     ckpt = load_checkpoint(args.checkpoint)
     spec = ckpt.spec
     shapes = spec.layer_shapes()
-    rows = [[i, type(layer).__name__, str(layer), "x".join(map(str, shape))]
+    population = {index: block.name for block in blocks(spec) for index in range(*block.chain)}
+    rows = [[i, type(layer).__name__, str(layer), "x".join(map(str, shape)), population[i]]
             for i, (layer, shape) in enumerate(zip(spec.layers, shapes, strict=True))]
-    text = format_table(["#", "type", "layer", "output"], rows,
+    text = format_table(["#", "type", "layer", "output", "block"], rows,
                         title=f"{spec.name}: input {spec.input_shape}, T={spec.time_steps}, dt={spec.dt_s} s, "
                               f"{spec.neuron}, encoder {spec.encoder.kind}")
     if ckpt.history:

@@ -201,3 +201,16 @@ def test_command_modules_do_not_import_the_cli():
             "print('neuromorph.cli' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and result.stdout.strip() == "False", result.stderr
+
+
+def test_info_names_each_layers_block(tmp_path, tiny_cnn_spec):
+    """Every layer belongs to a block, shown by its population's one name; a pooling layer belongs to the block whose
+    synapses read the pooled spikes."""
+    from neuromorph.checkpoint import Checkpoint, save_checkpoint
+    from neuromorph.models import build_model
+
+    save_checkpoint(tmp_path / "checkpoint.pt", Checkpoint(tiny_cnn_spec, build_model(tiny_cnn_spec).state_dict()))
+    result = run_cli("info", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines() if line.strip()[:1].isdigit()]
+    assert [row[-1] for row in rows] == ["lif1", "lif2", "lif2", "lif3", "lif3", "lif3", "readout"]
