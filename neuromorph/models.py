@@ -24,6 +24,7 @@ with warnings.catch_warnings():  # norse 1.1.0 calls torch.jit.script at import,
 
 from hw_models.fanout import model_fan_outs
 from neuromorph.errors import NeuromorphError
+from neuromorph.neurons import kernel_for
 from neuromorph.outputs import SNNOutput, reduce_readout
 from neuromorph.spec import (
     FIXED_POINT_ARITHMETIC,
@@ -131,7 +132,13 @@ class _Block(nn.Module):
         return out.reshape(steps, batch, *out.shape[1:])
 
     def integrate(self, currents: torch.Tensor) -> torch.Tensor:
-        """Run the neuron recurrence over time; returns spikes (or readout voltages) ``[T, B, ...]``."""
+        """Run the neuron recurrence over time; returns spikes (or readout voltages) ``[T, B, ...]``.
+
+        A multi-step kernel (:mod:`neuromorph.neurons`: the same arithmetic in one autograd function) runs it when
+        one exists for the cell; else Norse's cell, step by step (the reference)."""
+        kernel = kernel_for(self.neuron)
+        if kernel is not None:
+            return kernel(currents, self.neuron)
         state = None
         outputs = []
         # unbind, not currents[step]: indexing's backward writes each step's gradient into a zero tensor of the

@@ -1,0 +1,68 @@
+"""Multi-step neuron kernels against Norse's cells (the reference): identical spikes and readout voltages, equal
+gradients (float tolerance) of a loss that includes the synaptic penalty; MLP and CNN, LIF and LIFBox, direct and
+Poisson input; and the fallback to Norse where no kernel exists."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from neuromorph.encoders import encode
+from neuromorph.models import build_model, calibrate_firing
+from neuromorph.neurons import KERNEL_ENV, describe, kernel_for
+from neuromorph.penalties import synaptic_penalty
+from neuromorph.spec import EncoderSpec, NeuronSpec, ReadoutSpec, cnn_spec, mlp_spec
+
+SPECS = {
+    "mlp": mlp_spec(input_shape=(1, 8, 8), hidden=(24, 16), num_classes=4, time_steps=6),
+    "cnn": cnn_spec(input_shape=(1, 12, 12), channels=(4, 6), kernel_size=3, padding=1, hidden=(12,),
+                    num_classes=4, time_steps=6),
+    "lifbox": mlp_spec(input_shape=(1, 8, 8), hidden=(24,), num_classes=4, time_steps=6,
+                       neuron=NeuronSpec(cell="lifbox", v_leak=0.1, v_reset=-0.2)),
+    "poisson-cnn": cnn_spec(input_shape=(1, 12, 12), channels=(4,), kernel_size=3, padding=1, pool_mode="sum",
+                            num_classes=4, time_steps=6, encoder=EncoderSpec(kind="poisson", max_rate_hz=300.0),
+                            readout=ReadoutSpec(reduce="mean")),
+}
+
+
+def run(spec, monkeypatch, kernel: str):
+    """Forward and backward of a calibrated model on fixed data, with the kernels on ('fused') or off ('norse')."""
+    monkeypatch.setenv(KERNEL_ENV, kernel)
+    torch.manual_seed(0)
+    model = build_model(spec)
+    images = torch.rand((5, *spec.input_shape), generator=torch.Generator().manual_seed(1))
+    x = encode(images, spec, torch.Generator().manual_seed(2))
+    calibrate_firing(model, x, 0.1)
+    out = model(x)
+    loss = F.cross_entropy(out.logits, torch.arange(5) % spec.num_classes)
+    loss = loss + 1e-3 * synaptic_penalty(out.spikes, model.fan_outs).mean()
+    loss.backward()
+    return model, out, [p.grad.clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+def test_kernels_equal_norse_in_spikes_and_gradients(name, monkeypatch):
+    spec = SPECS[name]
+    fused_model, fused, fused_grads = run(spec, monkeypatch, "fused")
+    assert all(describe(block.neuron).startswith("fused") for block in fused_model.blocks)
+    norse_model, norse, norse_grads = run(spec, monkeypatch, "norse")
+    assert all(describe(block.neuron) == "norse per-step" for block in norse_model.blocks)
+    hidden = norse_model.hidden_spikes(norse)
+    assert all(s.sum() > 0 for s in hidden), "every hidden layer must fire, or the comparison proves little"
+    for mine, theirs in zip(fused.spikes, norse.spikes, strict=True):
+        assert torch.equal(mine, theirs)
+    assert torch.equal(fused.voltages, norse.voltages) and torch.equal(fused.logits, norse.logits)
+    for mine, theirs in zip(fused_grads, norse_grads, strict=True):
+        assert theirs.abs().max() > 0
+        torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-6 * float(theirs.abs().max()))
+
+
+def test_a_surrogate_without_a_kernel_runs_norses_cell(monkeypatch):
+    monkeypatch.delenv(KERNEL_ENV, raising=False)
+    spec = mlp_spec(input_shape=(4,), hidden=(3,), num_classes=2, time_steps=3,
+                    neuron=NeuronSpec(surrogate="triangle"))
+    model = build_model(spec)
+    assert kernel_for(model.blocks[0].neuron) is None and describe(model.blocks[0].neuron) == "norse per-step"
+    assert kernel_for(model.blocks[1].neuron) is not None  # the readout has no surrogate
+    model(torch.ones(3, 2, 4)).logits.sum().backward()  # runs, with Norse's triangle surrogate
