@@ -2,8 +2,8 @@
 
 Norse's cells (``LIFCell``, ``LIFBoxCell``, ``LICell``) stay the definition and the reference: a kernel here runs the
 same floating-point operations in the same order (so its spikes and voltages are identical, bit for bit), with no
-autograd graph in the forward pass and a hand-written backward through time. It saves one tensor for the backward
-pass, the pre-reset voltage ``u`` of every step (spikes are recomputed from it).
+autograd graph in the forward pass and a hand-written backward through time. It saves the pre-reset voltage ``u`` of
+every step for the backward pass, beside the spikes it returns.
 
 Per step, with ``a = dt*tau_mem_inv`` and ``b = dt*tau_syn_inv`` (DESIGN.md section 3; ``v0 = v_leak``, ``i0 = 0``)::
 
@@ -16,7 +16,11 @@ gradient of the spikes and ``G`` the gradient reaching this step's new voltage f
 
     D  = (gz + G*(v_reset - u))*s + G*(1 - z)      (LIF, LIFBox: dL/du)
     D  = gy + G                                    (LI: dL/dv, gy the gradient of the output)
-    gj = a*D + (1 - b)*gj_next;  gx = gj;  G_prev = (1 - a)*D    (LIFBox and the current-free parts: gx = a*D)
+    gj = a*D + (1 - b)*gj_next;  gx = gj;  G_prev = (1 - a)*D    (LIFBox, no current: gx = a*D)
+
+Both directions work in place in a few buffers, block by block of :data:`CHUNK` neurons over all T steps. On a CPU
+the large populations stay memory-bound (a step is a dozen passes over its neurons): only a compiled kernel that
+fuses the passes would go further.
 
 The kernel is chosen per population by :func:`kernel_for` from :data:`KERNELS` (cell and surrogate; today the
 ``super`` surrogate, Norse's default); anything else runs Norse's cell step by step. ``NEUROMORPH_NEURON_KERNEL=norse``
@@ -62,77 +66,138 @@ def _superspike(delta: torch.Tensor) -> torch.Tensor:
     return 1.0 / (torch.abs(delta) + 1.0).pow(2)
 
 
-def _backward_spiking(grad_z: torch.Tensor, u: torch.Tensor, c: Constants, current: bool) -> torch.Tensor:
-    grad_x = torch.empty_like(u)
-    carry_v = torch.zeros_like(u[0])  # dL/dv of the new voltage, from later steps
-    carry_j = torch.zeros_like(u[0])  # dL/dj of the next step (its current jump)
-    one_minus_a, one_minus_b = 1 - c.a, 1 + c.minus_b
-    for t in range(u.shape[0] - 1, -1, -1):
-        delta = u[t] - c.v_th
-        z = (delta > 0).to(u.dtype)
-        d = (grad_z[t] + carry_v * (c.v_reset - u[t])) * _superspike(delta) + carry_v * (1 - z)
-        if current:
-            carry_j = c.a * d + one_minus_b * carry_j
-            grad_x[t] = carry_j
-        else:
-            grad_x[t] = c.a * d
-        carry_v = one_minus_a * d
+CHUNK = 131072  # neurons per block of the time loop (measured: smaller blocks cost more in op overhead than they save)
+
+
+def _blocks(n: int, chunk: int | None = None):
+    """Slices of ``n`` neurons that the time loop runs one after the other (the recurrence is per neuron)."""
+    chunk = chunk or CHUNK
+    return [slice(start, min(start + chunk, n)) for start in range(0, n, chunk)]
+
+
+def _buffers(count: int, like: torch.Tensor, n: int) -> list[torch.Tensor]:
+    return [torch.empty(min(n, CHUNK), dtype=like.dtype, device=like.device) for _ in range(count)]
+
+
+def _lif_forward(x: torch.Tensor, u_all: torch.Tensor, z_all: torch.Tensor, c: Constants, current: bool) -> None:
+    """Norse's operations in Norse's order on ``x`` ``[T, N]`` (products and sums taken in place: IEEE + and *
+    commute exactly); writes the pre-reset voltages and the spikes."""
+    steps, n = x.shape
+    buffers = _buffers(4, x, n)
+    mask = torch.empty(min(n, CHUNK), dtype=torch.bool, device=x.device)
+    one = torch.ones((), dtype=x.dtype, device=x.device)
+    for block in _blocks(n):
+        k = block.stop - block.start
+        v, i, j, tmp = (b[:k] for b in buffers)
+        at_or_below = mask[:k]
+        v.fill_(c.v_leak)
+        i.zero_()
+        for t in range(steps):
+            u, z = u_all[t, block], z_all[t, block]
+            if current:
+                torch.add(i, x[t, block], out=j)  # j = i + x
+                torch.sub(c.v_leak, v, out=tmp).add_(j).mul_(c.a)  # a * ((v_leak - v) + j)
+                torch.add(v, tmp, out=u)
+                torch.mul(j, c.minus_b, out=i).add_(j)  # i = j + (-b)*j
+            else:
+                torch.add(x[t, block], c.v_leak, out=tmp).sub_(v).mul_(c.a)  # a * (x + v_leak - v)
+                torch.add(v, tmp, out=u)
+            torch.le(u, c.v_th, out=at_or_below)  # Norse: H(u - v_th) is 0 where u - v_th <= 0, else 1
+            z.copy_(at_or_below.logical_not_())
+            torch.sub(one, z, out=tmp).mul_(u)  # (1 - z) * u
+            torch.mul(z, c.v_reset, out=v).add_(tmp)  # + z * v_reset
+
+
+def _lif_backward(grad_z: torch.Tensor, u_all: torch.Tensor, z_all: torch.Tensor, c: Constants,
+                  current: bool) -> torch.Tensor:
+    """dL/dx ``[T, N]`` for the spikes' gradient ``grad_z`` ``[T, N]``."""
+    steps, n = u_all.shape
+    grad_x = torch.empty_like(u_all)
+    a, v_th, v_reset = float(c.a), float(c.v_th), float(c.v_reset)
+    one_minus_a, one_minus_b = 1.0 - a, 1.0 + float(c.minus_b)
+    buffers = _buffers(4, u_all, n)
+    for block in _blocks(n):
+        k = block.stop - block.start
+        carry_v, carry_j, d, s = (b[:k] for b in buffers)  # carry_v: dL/dv of the new voltage, from later steps;
+        carry_v.zero_()  # carry_j: dL/dj of the next step's current jump
+        carry_j.zero_()
+        for t in range(steps - 1, -1, -1):
+            u = u_all[t, block]
+            torch.sub(u, v_th, out=s).abs_().add_(1.0).square_().reciprocal_()  # SuperSpike: 1/(|u - v_th| + 1)**2
+            torch.add(u, -v_reset, out=d).neg_()  # v_reset - u
+            d.mul_(carry_v).add_(grad_z[t, block]).mul_(s)  # (gz + G*(v_reset - u)) * s
+            d.add_(carry_v).sub_(carry_v.mul_(z_all[t, block]))  # + G*(1 - z)
+            if current:
+                carry_j.mul_(one_minus_b).add_(d, alpha=a)
+                grad_x[t, block].copy_(carry_j)
+            else:
+                torch.mul(d, a, out=grad_x[t, block])
+            torch.mul(d, one_minus_a, out=carry_v)
     return grad_x
+
+
+def _flat(x: torch.Tensor) -> torch.Tensor:
+    """``[T, ...]`` as ``[T, N]`` (a view where possible: a time-constant input keeps its zero stride)."""
+    return x.reshape(x.shape[0], -1)
 
 
 class _LIF(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, c: Constants, current: bool) -> torch.Tensor:
-        v, i = c.v_leak, torch.zeros_like(x[0])
-        u_all = torch.empty_like(x)
-        z_all = torch.empty_like(x)
-        for t in range(x.shape[0]):
-            if current:
-                j = i + x[t]
-                u = v + c.a * ((c.v_leak - v) + j)
-                i = j + c.minus_b * j
-            else:
-                u = v + c.a * (x[t] + c.v_leak - v)
-            z = torch.where(u - c.v_th <= 0, 0.0, 1.0).to(x.dtype)
-            v = (1 - z) * u + z * c.v_reset
-            u_all[t] = u
-            z_all[t] = z
-        ctx.save_for_backward(u_all)
+        flat = _flat(x)
+        u_all = torch.empty(flat.shape, dtype=x.dtype, device=x.device)
+        z_all = torch.empty_like(u_all)
+        _lif_forward(flat, u_all, z_all, c, current)
+        ctx.save_for_backward(u_all, z_all)
         ctx.constants, ctx.current = c, current
-        return z_all
+        return z_all.view(x.shape)
 
     @staticmethod
     def backward(ctx, grad_z: torch.Tensor):
-        (u,) = ctx.saved_tensors
-        return _backward_spiking(grad_z, u, ctx.constants, ctx.current), None, None
+        u, z = ctx.saved_tensors
+        grad = _lif_backward(_flat(grad_z.contiguous()), u, z, ctx.constants, ctx.current)
+        return grad.view(grad_z.shape), None, None
 
 
 class _LI(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, c: Constants) -> torch.Tensor:
-        v, i = c.v_leak, torch.zeros_like(x[0])
-        out = torch.empty_like(x)
-        for t in range(x.shape[0]):
-            j = i + x[t]
-            v = v + c.a * ((c.v_leak - v) + j)
-            i = j + c.minus_b * j
-            out[t] = v
+        flat = _flat(x)
+        steps, n = flat.shape
+        out = torch.empty(flat.shape, dtype=x.dtype, device=x.device)
+        buffers = _buffers(4, x, n)
+        for block in _blocks(n):
+            k = block.stop - block.start
+            v, i, j, tmp = (b[:k] for b in buffers)
+            v.fill_(c.v_leak)
+            i.zero_()
+            for t in range(steps):
+                torch.add(i, flat[t, block], out=j)
+                torch.sub(c.v_leak, v, out=tmp).add_(j).mul_(c.a)
+                v = torch.add(v, tmp, out=out[t, block])
+                torch.mul(j, c.minus_b, out=i).add_(j)
         ctx.constants = c
-        return out
+        return out.view(x.shape)
 
     @staticmethod
     def backward(ctx, grad_y: torch.Tensor):
         c = ctx.constants
-        grad_x = torch.empty_like(grad_y)
-        carry_v = torch.zeros_like(grad_y[0])
-        carry_j = torch.zeros_like(grad_y[0])
-        one_minus_a, one_minus_b = 1 - c.a, 1 + c.minus_b
-        for t in range(grad_y.shape[0] - 1, -1, -1):
-            d = grad_y[t] + carry_v
-            carry_j = c.a * d + one_minus_b * carry_j
-            grad_x[t] = carry_j
-            carry_v = one_minus_a * d
-        return grad_x, None
+        flat = _flat(grad_y.contiguous())
+        steps, n = flat.shape
+        grad_x = torch.empty_like(flat)
+        a = float(c.a)
+        one_minus_a, one_minus_b = 1.0 - a, 1.0 + float(c.minus_b)
+        buffers = _buffers(2, flat, n)
+        for block in _blocks(n):
+            k = block.stop - block.start
+            d, carry_j = (b[:k] for b in buffers)  # d: dL/dv of this step's voltage (the output and all after it)
+            d.zero_()
+            carry_j.zero_()
+            for t in range(steps - 1, -1, -1):
+                d.mul_(one_minus_a).add_(flat[t, block])
+                carry_j.mul_(one_minus_b).add_(d, alpha=a)
+                grad_x[t, block].copy_(carry_j)
+        return grad_x.view(grad_y.shape), None
 
 
 def lif_multistep(x: torch.Tensor, cell) -> torch.Tensor:
