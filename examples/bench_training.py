@@ -13,6 +13,7 @@ as `make venv` does for the tests) the same architecture in snnTorch.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import torch
@@ -21,6 +22,7 @@ from torch.nn import functional as F
 
 from neuromorph.encoders import encode
 from neuromorph.models import SpikingNet, build_model, calibrate_firing, reduce_readout
+from neuromorph.neurons import KERNEL_ENV, describe
 from neuromorph.penalties import synaptic_penalty
 from neuromorph.report import format_table
 from neuromorph.spec import cnn_spec, mlp_spec
@@ -122,8 +124,9 @@ def bench(name: str, spec, batch: int, repeats: int, rounds: int, device: torch.
         raise SystemExit(f"{name}: outputs differ (spikes equal: {same_spikes}, max logit diff {max_diff:.2e})")
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
 
-    def step_ours(penalty: bool):
+    def step_ours(penalty: bool, kernels: str = "fused"):
         def step():
+            os.environ[KERNEL_ENV] = kernels  # neuromorph.neurons reads it on every call
             out = model(encode(images, spec))
             loss = F.cross_entropy(out.logits, labels)
             if penalty:
@@ -140,7 +143,8 @@ def bench(name: str, spec, batch: int, repeats: int, rounds: int, device: torch.
         loss.backward()
         optimizer.step()
 
-    steps = {"plain": step_plain, "ours": step_ours(False), "penalty": step_ours(True)}
+    steps = {"plain": step_plain, "ours": step_ours(False), "penalty": step_ours(True),
+             "norse cells": step_ours(False, kernels="norse")}
     try:
         snn_torch = SnnTorchNet(model).to(device)
 
@@ -156,9 +160,13 @@ def bench(name: str, spec, batch: int, repeats: int, rounds: int, device: torch.
     rates = best_rates(steps, batch, repeats, rounds, device)
     plain_rate, ours_rate, pen_rate = rates["plain"], rates["ours"], rates["penalty"]
     snn = rates.get("snntorch")
-    return [name, batch, f"{max_diff:.1e}", plain_rate, ours_rate, f"{ours_rate / plain_rate:.2f}x",
+    cells = rates["norse cells"]
+    os.environ[KERNEL_ENV] = "fused"
+    kernels = ", ".join(sorted({describe(block.neuron) for block in model.blocks}))
+    return [name, batch, f"{max_diff:.1e}", plain_rate, cells, ours_rate, f"{ours_rate / cells:.2f}x",
+            f"{ours_rate / plain_rate:.2f}x",
             "-" if snn is None else snn, "-" if snn is None else f"{ours_rate / snn:.2f}x", pen_rate,
-            f"{100 * (ours_rate / pen_rate - 1):+.1f}%"]
+            f"{100 * (ours_rate / pen_rate - 1):+.1f}%", kernels]
 
 
 def main() -> None:
@@ -181,9 +189,10 @@ def main() -> None:
     if "cnn" in args.models:
         rows.append(bench("cnn c16-c32 k5", cnn_spec(channels=(16, 32), time_steps=args.time_steps), 64, args.repeats,
                           args.rounds, device))
-    print(format_table(["model", "batch", "max |d logit|", "plain Norse loop (samples/s)", "neuromorph (samples/s)",
+    print(format_table(["model", "batch", "max |d logit|", "plain Norse loop (samples/s)",
+                        "neuromorph, Norse cells (samples/s)", "neuromorph (samples/s)", "vs Norse cells",
                         "vs Norse loop", "snnTorch (samples/s)", "vs snnTorch", "with synaptic penalty (samples/s)",
-                        "penalty overhead"], rows,
+                        "penalty overhead", "neuron kernels"], rows,
                        title=f"training throughput, T={args.time_steps}, {device}, {torch.get_num_threads()} threads; "
                              "spikes identical in both"))
 
