@@ -55,12 +55,11 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
-
     from export.lava_sim import load_lava
     from export.parity import DEFAULT_PROFILES, JSON_NAME, RASTER_NAME, simulate_model
     from export.quantize import quantize
     from hw_models.energy_report import resolve_profiles
+    from neuromorph.progress import progress_bar
     from neuromorph.run import open_run
 
     profiles = args.profiles or list(DEFAULT_PROFILES)
@@ -74,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         raise
     except Exception as error:  # noqa: BLE001 - a broken Lava install fails in many ways
         raise NeuromorphError(f"Lava could not be imported: {type(error).__name__}: {error}") from None
-    bar = tqdm(total=int(x.shape[1]), desc=f"Lava {args.precision}", unit="sample",
+    bar = progress_bar(total=int(x.shape[1]), desc=f"Lava {args.precision}", unit="sample",
                disable=args.quiet or args.json, leave=False, file=sys.stderr)
 
     def progress(done: int) -> None:

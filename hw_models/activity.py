@@ -170,10 +170,9 @@ def measure_activity(
 
     Poisson encoding draws its noise from a generator seeded with ``seed``, so a count is reproducible.
     """
-    from tqdm.auto import tqdm
-
     from neuromorph.data import iterate_batches
     from neuromorph.encoders import encode
+    from neuromorph.progress import progress_bar
 
     split = split.head(samples) if samples is not None else split
     model.to(device)
@@ -183,7 +182,7 @@ def measure_activity(
     def encoded() -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
         batches = iterate_batches(split, batch_size, device=device)
         if progress:  # tqdm is only touched when shown: it fixes the multiprocessing start method when created
-            batches = tqdm(batches, total=math.ceil(len(split) / batch_size), desc="count", leave=False)
+            batches = progress_bar(batches, total=math.ceil(len(split) / batch_size), desc="count", leave=False)
         for images, labels in batches:
             yield encode(images, spec, generator), labels
 

@@ -16,7 +16,6 @@ from typing import Any
 
 import torch
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
 from hw_models.opcount import spike_counts, synaptic_operations
 from neuromorph.checkpoint import CHECKPOINT_NAME, Checkpoint, load_checkpoint, save_checkpoint
@@ -28,6 +27,7 @@ from neuromorph.errors import NeuromorphError
 from neuromorph.io import write_json
 from neuromorph.models import SpikingNet, arithmetic, build_model, calibrate_firing
 from neuromorph.penalties import build_penalty, lambda_at
+from neuromorph.progress import progress_bar
 from neuromorph.run import check_images
 from neuromorph.spec import FIXED_POINT_ARITHMETIC, ModelSpec
 from neuromorph.versions import tool_versions
@@ -77,7 +77,7 @@ def evaluate(
     loss_sum, correct = 0.0, 0
     batches = iterate_batches(split, batch_size, device=device)
     total = math.ceil(len(split) / batch_size)
-    for images, labels in tqdm(batches, total=total, desc="evaluate", disable=not progress, leave=False):
+    for images, labels in progress_bar(batches, total=total, desc="evaluate", disable=not progress, leave=False):
         out = model(encode(images, model.spec, generator))
         loss_sum += F.cross_entropy(out.logits, labels, reduction="sum").item()
         correct += (out.logits.argmax(dim=1) == labels).sum().item()
@@ -179,7 +179,7 @@ def train(
         sums = {"loss": 0.0, "task": 0.0, "penalty": 0.0, "correct": 0}
         seen = 0
         batches = iterate_batches(train_split, config.batch_size, shuffle=True, generator=shuffle, device=device)
-        bar = tqdm(batches, total=math.ceil(len(train_split) / config.batch_size),
+        bar = progress_bar(batches, total=math.ceil(len(train_split) / config.batch_size),
                    desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False)
         for images, labels in bar:
             result = model(encode(images, spec, noise))
@@ -197,7 +197,7 @@ def train(
             sums["task"] += task.item() * batch
             sums["penalty"] += omega.item() * batch
             sums["correct"] += (result.logits.argmax(dim=1) == labels).sum().item()
-            bar.set_postfix(loss=f"{sums['loss'] / seen:.3f}", acc=f"{sums['correct'] / seen:.3f}")
+            bar.set_postfix(loss=f"{sums['loss'] / seen:.3f}", acc=f"{sums['correct'] / seen:.3f}", refresh=False)
         train_seconds = time.perf_counter() - started
         test = evaluate(model, test_split, batch_size=max(256, config.batch_size), device=device, seed=config.seed)
         record = {
