@@ -134,6 +134,66 @@ def cuba_fixed_point(a_in: torch.Tensor, i_decay: int, v_decay: int, v_th_mant: 
     return torch.stack(spikes), torch.stack(voltages)
 
 
+class _CubaFixedPoint(torch.autograd.Function):
+    """:func:`cuba_fixed_point` for the ``super`` surrogate (or none) in one autograd function: the forward is the
+    same integer arithmetic (exact in float64, so the same values in any order), the backward the straight-through
+    gradients by hand, in reverse time, with ``k_u = 1 - iDecay/4096``, ``k_v = 1 - vDecay/4096``::
+
+        N  = gv + k_v*Dv_next                      (gv: gradient of the voltage output)
+        Dv = N*(1 - z) + (gz - N*v)*s/volts         (spiking; s = 1/(|v - th|/volts + 1)**2; readout: N*(1 - z))
+        Du = Dv + k_u*Du_next;  g_in = 2**input_shift * Du
+    """
+
+    @staticmethod
+    def forward(ctx, a_in, i_decay, v_decay, v_th_mant, scale, spiking, fp):
+        limit = 2 ** (fp.state_bits - 1)
+        threshold_int = float(v_th_mant << fp.threshold_shift)
+        k_u, k_v = (fp.decay_unit - i_decay) / fp.decay_unit, (fp.decay_unit - v_decay) / fp.decay_unit
+        u = torch.zeros_like(a_in[0])
+        v = torch.zeros_like(a_in[0])
+        pre = torch.empty_like(a_in, memory_format=torch.contiguous_format)  # voltage before the reset
+        spikes = torch.empty_like(pre)
+        voltages = torch.empty_like(pre)
+        for t in range(a_in.shape[0]):
+            u = _wrap(torch.trunc(u * k_u) + a_in[t] * 2**fp.input_shift, fp)
+            v = (torch.trunc(v * k_v) + u).clamp_(-limit + 1, limit - 1)
+            pre[t] = v
+            z = spikes[t]
+            torch.gt(v, threshold_int, out=z)  # = H((v - th)/volts): v and th are integers, volts > 0
+            v = torch.mul(1 - z, v, out=voltages[t])
+        ctx.save_for_backward(pre, spikes)
+        ctx.settings = (k_u, k_v, threshold_int, volt_units(scale, fp), spiking, float(2**fp.input_shift))
+        return spikes, voltages
+
+    @staticmethod
+    def backward(ctx, grad_spikes, grad_voltages):
+        pre, spikes = ctx.saved_tensors
+        k_u, k_v, threshold_int, volts, spiking, gain = ctx.settings
+        grad_in = torch.empty_like(pre)
+        d_v = torch.zeros_like(pre[0])
+        d_u = torch.zeros_like(pre[0])
+        zero = torch.zeros_like(pre[0])
+        for t in range(pre.shape[0] - 1, -1, -1):
+            n = (grad_voltages[t] if grad_voltages is not None else zero) + k_v * d_v
+            d_v = n * (1 - spikes[t])
+            if spiking and grad_spikes is not None:
+                s = 1.0 / ((pre[t] - threshold_int).abs() / volts + 1.0) ** 2
+                d_v = d_v + (grad_spikes[t] - n * pre[t]) * s / volts
+            d_u = d_v + k_u * d_u
+            grad_in[t] = gain * d_u
+        return grad_in, None, None, None, None, None, None
+
+
+def cuba_fixed_point_fused(a_in: torch.Tensor, i_decay: int, v_decay: int, v_th_mant: int, scale: float,
+                           surrogate: tuple[str, float] | None, fp: LoihiFixedPoint = LOIHI_FIXED_POINT
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`cuba_fixed_point` in one autograd function where the surrogate is Norse's ``super`` (or none: the
+    readout); the step-by-step version otherwise."""
+    if surrogate is not None and surrogate[0] != "super":
+        return cuba_fixed_point(a_in, i_decay, v_decay, v_th_mant, scale, surrogate, fp)
+    return _CubaFixedPoint.apply(a_in, i_decay, v_decay, v_th_mant, scale, surrogate is not None, fp)
+
+
 def _dense_sum_torch(layer, weight: torch.Tensor, flat: torch.Tensor, fp: LoihiFixedPoint) -> torch.Tensor:
     return nn.functional.linear(flat.reshape(flat.shape[0], -1), weight)
 

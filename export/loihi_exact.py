@@ -32,6 +32,7 @@ from export.chip_plan import check_exportable, folded_weight, host_current, plan
 from export.loihi_cuba import (
     SYNAPTIC_SUMS,
     cuba_fixed_point,
+    cuba_fixed_point_fused,
     even_grid,
     round_host_current,
     straight_through,
@@ -40,6 +41,7 @@ from export.loihi_cuba import (
 from export.quantize import layer_decays, layer_scale
 from hw_models.loihi import LOIHI_FIXED_POINT, LoihiFixedPoint
 from neuromorph.models import register_arithmetic
+from neuromorph.neurons import kernels_enabled
 from neuromorph.outputs import SNNOutput, reduce_readout
 from neuromorph.spec import FIXED_POINT_ARITHMETIC
 
@@ -83,7 +85,8 @@ def fixed_point_forward(model, x: torch.Tensor, fp: LoihiFixedPoint = LOIHI_FIXE
             quantized = straight_through(scaled, even_grid(scaled.detach(), fp))
             synaptic_sum = SYNAPTIC_SUMS[layer.synapse_kind].torch
             a_in = _per_step(h, lambda flat, q=quantized, g=geometry, s=synaptic_sum: s(g, q, flat, fp))
-        z, v = cuba_fixed_point(a_in, i_decay, v_decay, v_th_mant, scale, None if layer.readout else surrogate, fp)
+        cuba = cuba_fixed_point_fused if kernels_enabled() else cuba_fixed_point  # the same arithmetic
+        z, v = cuba(a_in, i_decay, v_decay, v_th_mant, scale, None if layer.readout else surrogate, fp)
         if layer.readout:
             voltages = v / volt_units(scale, fp)
         else:

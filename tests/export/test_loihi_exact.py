@@ -113,3 +113,36 @@ def test_loihi_exact_training_refuses_what_the_chip_cannot_compute(tmp_path):
     with pytest.raises(NeuromorphError, match="bias"):
         train(spec, TrainConfig(epochs=1, loihi_exact=True), tmp_path, train_split=synthetic_split(32),
               test_split=synthetic_split(16), progress=False)
+
+
+@pytest.mark.parametrize("encoder", ["direct", "poisson"])
+def test_fused_fixed_point_kernel_equals_the_step_by_step_arithmetic(encoder, monkeypatch):
+    """The Loihi-exact CUBA in one autograd function (export.loihi_cuba.cuba_fixed_point_fused) gives the same
+    spikes, voltages and straight-through gradients as the step-by-step torch version."""
+    import dataclasses
+
+    from neuromorph.neurons import KERNEL_ENV
+    from neuromorph.penalties import synaptic_penalty
+
+    spec = cnn_spec(input_shape=(1, 12, 12), channels=(4, 6), kernel_size=3, padding=1, hidden=(12,), num_classes=4,
+                    time_steps=6, encoder=EncoderSpec(kind=encoder, max_rate_hz=300.0))
+    results = []
+    for kernel in ("fused", "norse"):
+        monkeypatch.setenv(KERNEL_ENV, kernel)
+        model, x = firing_model(spec, samples=5)
+        with torch.no_grad():
+            volts = float(model(x).voltages.abs().max())
+        exact = build_model(dataclasses.replace(spec, fixed_point=FixedPointSpec(readout_volts=volts)))
+        exact.load_state_dict(model.state_dict())
+        out = exact(x)
+        loss = torch.nn.functional.cross_entropy(out.logits, torch.arange(5) % 4)
+        (loss + 1e-4 * synaptic_penalty(out.spikes, exact.fan_outs).mean()).backward()
+        results.append((out, [p.grad.clone() for p in exact.parameters()]))
+    (fused, fused_grads), (step, step_grads) = results
+    assert all(s.sum() > 0 for s in exact.hidden_spikes(step))
+    for mine, theirs in zip(fused.spikes, step.spikes, strict=True):
+        assert torch.equal(mine, theirs)
+    assert torch.equal(fused.voltages, step.voltages)
+    for mine, theirs in zip(fused_grads, step_grads, strict=True):
+        assert theirs.abs().max() > 0
+        torch.testing.assert_close(mine, theirs, rtol=1e-9, atol=1e-12 * float(theirs.abs().max()))
