@@ -77,6 +77,7 @@ class ChipLayer:
     stride: int = 1
     padding: int = 0
     groups: int = 1  # conv groups (independent copies side by side, see export.lava_sim.replicate)
+    pool_before: int = 1  # conv: the window of a pooling folded into it (its kernel repeats each tap k x k times)
     folded: str = ""
     host_bias: np.ndarray | None = field(default=None, repr=False)
     weight_error_rms: float = 0.0  # RMS of |weight/s - a*W| over synapses, Norse volts
@@ -206,6 +207,12 @@ def _fold_conv(layer: Conv, module, in_shape: tuple[int, ...], pre: tuple[Layer,
     return big, layer.stride * k, layer.padding * k, f"{pool.mode} pool {k} into conv"
 
 
+def _folded_pool(block: Block) -> int:
+    """The window of the pooling a convolution's weights absorb (1: none)."""
+    pools = [layer for layer in block.pre if _chip_rule(layer).pools]
+    return pools[0].kernel_size if pools else 1
+
+
 CHIP_RULES: dict[type, ChipRule] = {
     Dense: ChipRule(kind="dense", fold=_fold_dense),
     Conv: ChipRule(kind="conv", fold=_fold_conv),
@@ -247,6 +254,7 @@ def plan_layers(spec: ModelSpec) -> tuple[ChipLayer, ...]:
             a=a, b=b, delay=delay, readout=block.readout,
             flatten_before=block.number > 0 and any(_chip_rule(p).flattens for p in block.pre)
             and len(block.in_shape) == 3,
+            pool_before=_folded_pool(block) if SYNAPSE_KINDS[_chip_rule(block.synapse).kind].spatial else 1,
         ))
     return tuple(out)
 

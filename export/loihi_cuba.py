@@ -199,7 +199,13 @@ def _dense_sum_torch(layer, weight: torch.Tensor, flat: torch.Tensor, fp: LoihiF
 
 
 def _conv_sum_torch(layer, weight: torch.Tensor, flat: torch.Tensor, fp: LoihiFixedPoint) -> torch.Tensor:
-    out = nn.functional.conv2d(flat, weight, stride=layer.stride, padding=layer.padding)
+    k = getattr(layer, "pool_before", 1)
+    if k > 1:  # a pool folded into the kernel repeats each tap k x k times: the same integer sum, k*k times cheaper,
+        flat = nn.functional.avg_pool2d(flat, k, divisor_override=1)  # is the small kernel on the sum-pooled map
+        out = nn.functional.conv2d(flat, weight[:, :, ::k, ::k], stride=layer.stride // k,
+                                   padding=layer.padding // k)
+    else:
+        out = nn.functional.conv2d(flat, weight, stride=layer.stride, padding=layer.padding)
     base = 2**fp.conv_accumulator_bits  # Lava's fixed-point Conv wraps its sum to signed 24 bits
     return straight_through(out, torch.remainder(out.detach() + base // 2, base) - base // 2)
 

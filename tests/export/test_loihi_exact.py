@@ -119,7 +119,6 @@ def test_loihi_exact_training_refuses_what_the_chip_cannot_compute(tmp_path):
 def test_fused_fixed_point_kernel_equals_the_step_by_step_arithmetic(encoder, monkeypatch):
     """The Loihi-exact CUBA in one autograd function (export.loihi_cuba.cuba_fixed_point_fused) gives the same
     spikes, voltages and straight-through gradients as the step-by-step torch version."""
-    import dataclasses
 
     from neuromorph.neurons import KERNEL_ENV
     from neuromorph.penalties import synaptic_penalty
