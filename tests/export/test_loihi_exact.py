@@ -145,3 +145,26 @@ def test_fused_fixed_point_kernel_equals_the_step_by_step_arithmetic(encoder, mo
     for mine, theirs in zip(fused_grads, step_grads, strict=True):
         assert theirs.abs().max() > 0
         torch.testing.assert_close(mine, theirs, rtol=1e-9, atol=1e-12 * float(theirs.abs().max()))
+
+
+@pytest.mark.parametrize("k, stride, padding", [(2, 1, 0), (2, 2, 1), (3, 1, 1)])
+def test_a_folded_pool_conv_sums_the_pooled_spikes_with_the_small_kernel(k, stride, padding):
+    """Loihi-exact training convolves the sum-pooled spikes with the small kernel; the chip (and the numpy
+    reference) run the k-times larger folded kernel on the spikes themselves: the same integer sums."""
+    from dataclasses import replace
+
+    from export.chip_plan import plan_layers
+    from export.loihi_cuba import SYNAPTIC_SUMS, even_grid
+    from hw_models.loihi import LOIHI_FIXED_POINT as FP
+
+    spec = cnn_spec(input_shape=(1, 12, 12), channels=(3, 4), kernel_size=3, padding=padding, pool=k, num_classes=2,
+                    time_steps=2, encoder=EncoderSpec(kind="poisson"))
+    layer = plan_layers(spec)[1]
+    assert layer.pool_before == k
+    small = even_grid(torch.randn((4, 3, 3, 3), generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 90)
+    big = small.repeat_interleave(k, dim=2).repeat_interleave(k, dim=3)
+    layer = replace(layer, stride=stride * k, padding=padding * k)
+    spikes = (torch.rand((5, 3, 6 * k, 6 * k), generator=torch.Generator().manual_seed(1)) < 0.3).double()
+    fast = SYNAPTIC_SUMS["conv"].torch(layer, big, spikes, FP)
+    plain = torch.nn.functional.conv2d(spikes, big, stride=stride * k, padding=padding * k)
+    assert torch.equal(fast, plain) and plain.abs().sum() > 0
