@@ -306,11 +306,11 @@ def float_plan(model) -> ChipPlan:
     for layer, module in zip(plan_layers(spec), model.blocks, strict=True):
         with torch.no_grad():
             weight, stride, padding, folded = folded_weight(spec, layer, module)
-        bias = module.synapse.bias
+        bias, scaled = module.synapse.bias, layer.a * weight.numpy()
         layers.append(replace(
-            layer, precision="float", weight=layer.a * weight.numpy(), stride=stride, padding=padding,
-            folded=folded, vth=math.inf if layer.readout else spec.neuron.v_th - spec.neuron.v_reset,
+            layer, precision="float", weight=scaled, stride=stride, padding=padding, folded=folded,
+            vth=math.inf if layer.readout else spec.neuron.v_th - spec.neuron.v_reset,
             host_bias=None if bias is None else layer.a * bias.detach().double().numpy(),
-            weight_float_max=float(np.abs(layer.a * weight.numpy()).max()),
+            weight_float_max=float(np.abs(scaled).max()),
         ))
     return ChipPlan(spec=spec, layers=tuple(layers), precision="float")

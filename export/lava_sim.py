@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from export.chip_plan import PRECISIONS, ChipLayer, ChipPlan, float_plan
+from export.chip_plan import PRECISIONS, ChipLayer, ChipPlan, float_plan, plan_layers
 from export.lava_runner import _from_lava
 from neuromorph.errors import NeuromorphError
 
@@ -84,10 +84,9 @@ class LavaRun:
 def float_input_currents(model, x: torch.Tensor) -> np.ndarray:
     """The host currents ``a * (W x + bias)`` ``[T, B, *shape]`` of a direct-input model's first layer: the synaptic
     output the model itself computes (once, for a constant input), in Lava's units."""
-    first, block = float_plan(model).layers[0], model.blocks[0]
     with torch.no_grad():
-        current = block.currents(x)
-    return first.a * current.detach().double().numpy()
+        current = model.blocks[0].currents(x)
+    return plan_layers(model.spec)[0].a * current.detach().double().numpy()
 
 
 # ---- independent copies side by side ---------------------------------------------------------------------------

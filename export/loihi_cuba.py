@@ -172,11 +172,10 @@ class _CubaFixedPoint(torch.autograd.Function):
         grad_in = torch.empty_like(pre)
         d_v = torch.zeros_like(pre[0])
         d_u = torch.zeros_like(pre[0])
-        zero = torch.zeros_like(pre[0])
-        for t in range(pre.shape[0] - 1, -1, -1):
-            n = (grad_voltages[t] if grad_voltages is not None else zero) + k_v * d_v
+        for t in range(pre.shape[0] - 1, -1, -1):  # autograd hands in zeros for an output that was not used
+            n = grad_voltages[t] + k_v * d_v
             d_v = n * (1 - spikes[t])
-            if spiking and grad_spikes is not None:
+            if spiking:
                 s = 1.0 / ((pre[t] - threshold_int).abs() / volts + 1.0) ** 2
                 d_v = d_v + (grad_spikes[t] - n * pre[t]) * s / volts
             d_u = d_v + k_u * d_u

@@ -61,18 +61,12 @@ class Constants:
         return Constants(*(t.to(like.device) for t in (self.a, self.minus_b, self.v_leak, self.v_th, self.v_reset)))
 
 
-def _superspike(delta: torch.Tensor) -> torch.Tensor:
-    """SuperSpike's surrogate derivative as Norse 1.1.0 computes it: ``1 / (|x| + 1)**2``."""
-    return 1.0 / (torch.abs(delta) + 1.0).pow(2)
-
-
 CHUNK = 131072  # neurons per block of the time loop (measured: smaller blocks cost more in op overhead than they save)
 
 
-def _blocks(n: int, chunk: int | None = None):
+def _blocks(n: int):
     """Slices of ``n`` neurons that the time loop runs one after the other (the recurrence is per neuron)."""
-    chunk = chunk or CHUNK
-    return [slice(start, min(start + chunk, n)) for start in range(0, n, chunk)]
+    return [slice(start, min(start + CHUNK, n)) for start in range(0, n, CHUNK)]
 
 
 def _buffers(count: int, like: torch.Tensor, n: int) -> list[torch.Tensor]:
