@@ -6,6 +6,12 @@ give the same spikes and logits, then times training steps (forward, backward, A
 second and ratios, plus the overhead of the synaptic penalty against no penalty, and (when snntorch is installed,
 as `make venv` does for the tests) the same architecture in snnTorch.
 
+Each neuron backend runs side by side: Norse's cells step by step, the pure-torch fused kernel, and the default
+(the compiled C++ kernel on a CPU). **The floor** is the same synaptic layers' forward and backward with every
+neuron population replaced by one free elementwise op: no neuron kernel can beat it, and "step / floor" says how
+close the training step comes. "saved MB" is what autograd keeps for the backward pass of one step (the bulk of
+its peak memory), for the plain loop and for neuromorph.
+
     .venv/bin/python examples/bench_training.py                 # MLP and CNN, CPU
     .venv/bin/python examples/bench_training.py --device cuda   # on a GPU
 """
@@ -13,6 +19,7 @@ as `make venv` does for the tests) the same architecture in snnTorch.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 
@@ -124,9 +131,9 @@ def bench(name: str, spec, batch: int, repeats: int, rounds: int, device: torch.
         raise SystemExit(f"{name}: outputs differ (spikes equal: {same_spikes}, max logit diff {max_diff:.2e})")
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
 
-    def step_ours(penalty: bool, kernels: str = "fused"):
+    def step_ours(penalty: bool, kernels: str = "auto"):
         def step():
-            os.environ[KERNEL_ENV] = kernels  # neuromorph.neurons reads it on every call
+            os.environ[KERNEL_ENV] = kernels  # neuromorph.neurons reads it on every call: auto, torch or norse
             out = model(encode(images, spec))
             loss = F.cross_entropy(out.logits, labels)
             if penalty:
@@ -143,8 +150,19 @@ def bench(name: str, spec, batch: int, repeats: int, rounds: int, device: torch.
         loss.backward()
         optimizer.step()
 
+    def step_floor():
+        """The same synaptic layers, forward and backward, with every neuron replaced by a free elementwise op."""
+        for block in model.blocks:
+            block.integrate = free_neurons
+        try:
+            step_ours(False)()
+        finally:
+            for block in model.blocks:
+                del block.integrate
+
     steps = {"plain": step_plain, "ours": step_ours(False), "penalty": step_ours(True),
-             "norse cells": step_ours(False, kernels="norse")}
+             "norse cells": step_ours(False, kernels="norse"), "torch kernel": step_ours(False, kernels="torch"),
+             "floor": step_floor}
     try:
         snn_torch = SnnTorchNet(model).to(device)
 
@@ -157,16 +175,39 @@ def bench(name: str, spec, batch: int, repeats: int, rounds: int, device: torch.
         steps["snntorch"] = step_snntorch
     except ImportError:
         pass
+    memory = {"plain": saved_megabytes(step_plain), "ours": saved_megabytes(step_ours(False))}
     rates = best_rates(steps, batch, repeats, rounds, device)
     plain_rate, ours_rate, pen_rate = rates["plain"], rates["ours"], rates["penalty"]
     snn = rates.get("snntorch")
-    cells = rates["norse cells"]
-    os.environ[KERNEL_ENV] = "fused"
-    kernels = ", ".join(sorted({describe(block.neuron) for block in model.blocks}))
-    return [name, batch, f"{max_diff:.1e}", plain_rate, cells, ours_rate, f"{ours_rate / cells:.2f}x",
-            f"{ours_rate / plain_rate:.2f}x",
-            "-" if snn is None else snn, "-" if snn is None else f"{ours_rate / snn:.2f}x", pen_rate,
-            f"{100 * (ours_rate / pen_rate - 1):+.1f}%", kernels]
+    os.environ[KERNEL_ENV] = "auto"
+    kernels = ", ".join(sorted({describe(block.neuron, device) for block in model.blocks}))
+    return {"model": name, "batch": batch, "max_logit_diff": max_diff, "kernels": kernels,
+            "samples_per_s": rates, "vs_plain_loop": ours_rate / plain_rate,
+            "vs_snntorch": None if snn is None else ours_rate / snn,
+            "vs_norse_cells": ours_rate / rates["norse cells"],
+            "penalty_overhead": ours_rate / pen_rate - 1, "step_over_floor": rates["floor"] / ours_rate,
+            "saved_for_backward_mb": memory}
+
+
+def free_neurons(currents: torch.Tensor) -> torch.Tensor:
+    """The floor's stand-in for a neuron population: one elementwise op, forward and backward (a real tensor out,
+    so a time-constant input is not computed once downstream)."""
+    return currents.mul(1.0)
+
+
+def saved_megabytes(step) -> float:
+    """Megabytes autograd keeps for the backward pass of one training step (distinct storages): the bulk of a
+    training step's peak memory, measured the same way on every device."""
+    storages: dict[int, int] = {}
+
+    def pack(tensor):
+        if tensor.device.type != "meta" and tensor.untyped_storage().nbytes():
+            storages[tensor.untyped_storage().data_ptr()] = tensor.untyped_storage().nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        step()
+    return sum(storages.values()) / 2**20
 
 
 def main() -> None:
@@ -178,23 +219,37 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", choices=["mlp", "cnn"], default=["mlp", "cnn"])
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's own choice); on a machine that "
                         "is busy with other work, 1 avoids OpenMP threads waiting on each other")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args()
     device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    rows = []
+    results = []
     if "mlp" in args.models:
-        rows.append(bench("mlp 784-400-10", mlp_spec(hidden=(400,), time_steps=args.time_steps), 128, args.repeats,
+        results.append(bench("mlp 784-400-10", mlp_spec(hidden=(400,), time_steps=args.time_steps), 128, args.repeats,
                           args.rounds, device))
     if "cnn" in args.models:
-        rows.append(bench("cnn c16-c32 k5", cnn_spec(channels=(16, 32), time_steps=args.time_steps), 64, args.repeats,
+        results.append(bench("cnn c16-c32 k5", cnn_spec(channels=(16, 32), time_steps=args.time_steps), 64, args.repeats,
                           args.rounds, device))
-    print(format_table(["model", "batch", "max |d logit|", "plain Norse loop (samples/s)",
-                        "neuromorph, Norse cells (samples/s)", "neuromorph (samples/s)", "vs Norse cells",
-                        "vs Norse loop", "snnTorch (samples/s)", "vs snnTorch", "with synaptic penalty (samples/s)",
-                        "penalty overhead", "neuron kernels"], rows,
-                       title=f"training throughput, T={args.time_steps}, {device}, {torch.get_num_threads()} threads; "
-                             "spikes identical in both"))
+    if args.json:
+        print(json.dumps({"device": str(device), "threads": torch.get_num_threads(), "time_steps": args.time_steps,
+                          "load_average": os.getloadavg(), "results": results}, indent=2))
+        return
+    rows = []
+    for r in results:
+        rate = r["samples_per_s"]
+        snn = rate.get("snntorch")
+        rows.append([r["model"], r["batch"], f"{r['max_logit_diff']:.1e}", rate["plain"], rate["norse cells"],
+                     rate["torch kernel"], rate["ours"], f"{r['vs_plain_loop']:.2f}x",
+                     "-" if snn is None else snn, "-" if snn is None else f"{r['vs_snntorch']:.2f}x",
+                     f"{100 * r['penalty_overhead']:+.1f}%", rate["floor"], f"{r['step_over_floor']:.2f}x",
+                     f"{r['saved_for_backward_mb']['plain']:.0f} / {r['saved_for_backward_mb']['ours']:.0f}",
+                     r["kernels"]])
+    print(format_table(["model", "batch", "max |d logit|", "plain Norse loop", "neuromorph, Norse cells",
+                        "neuromorph, torch kernel", "neuromorph", "vs Norse loop", "snnTorch", "vs snnTorch",
+                        "penalty overhead", "floor", "step / floor", "saved MB loop / ours", "neuron kernels"], rows,
+                       title=f"training samples/s, T={args.time_steps}, {device}, {torch.get_num_threads()} threads, "
+                             f"load {os.getloadavg()[0]:.2f}; spikes identical in all"))
 
 
 if __name__ == "__main__":

@@ -29,13 +29,19 @@ turns the kernels off (the reference), and :func:`describe` says what runs.
 
 from __future__ import annotations
 
+import logging
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
+from neuromorph.errors import NeuromorphError
+
 KERNEL_ENV = "NEUROMORPH_NEURON_KERNEL"
+KERNEL_SETTINGS = ("auto", "cpp", "torch", "norse")
 
 
 @dataclass(frozen=True)
@@ -130,6 +136,49 @@ def _lif_backward(grad_z: torch.Tensor, u_all: torch.Tensor, z_all: torch.Tensor
     return grad_x
 
 
+_EXTENSION: dict[str, object] = {}  # "module" or "error", once per process
+SOURCE = Path(__file__).with_name("csrc") / "neurons.cpp"
+CFLAGS = ["-O3", "-ffp-contract=off", "-fno-trapping-math"]  # no fused multiply-add (it would round once where
+# Norse rounds twice); -fno-trapping-math lets the compiler vectorize the threshold compare (no value changes)
+
+
+def compiled_extension():
+    """The C++ kernels (``neuromorph/csrc/neurons.cpp``), built by torch's extension loader the first time (about
+    40 s; ``make venv`` builds them) and loaded from its cache after; None where no compiler is available."""
+    if not _EXTENSION:
+        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # "No CUDA runtime is found"
+        try:
+            from torch.utils.cpp_extension import load
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                _EXTENSION["module"] = load("neuromorph_neurons", [str(SOURCE)], extra_cflags=CFLAGS, verbose=False)
+        except Exception as error:  # no compiler, no headers, a failed build: fall back to pure torch, and say why
+            _EXTENSION["module"] = None
+            lines = str(error).strip().splitlines()
+            _EXTENSION["error"] = f"{type(error).__name__}: {lines[-1] if lines else ''}"
+    return _EXTENSION["module"]
+
+
+def build_error() -> str | None:
+    """Why the compiled kernels are not available (None when they are, or were not tried)."""
+    return _EXTENSION.get("error")
+
+
+def _compiled_for(flat: torch.Tensor):
+    """The compiled kernels for this input, or None (pure torch)."""
+    if flat.device.type != "cpu" or flat.dtype not in (torch.float32, torch.float64):
+        return None
+    return compiled_extension() if backend(flat.device) == "cpp" else None
+
+
+def _neuron_contiguous(flat: torch.Tensor) -> torch.Tensor:
+    """``[T, N]`` with contiguous neurons and a time stride of N or 0 (a time-constant input stays unexpanded)."""
+    if flat.stride(1) == 1 and flat.stride(0) in (0, flat.shape[1]):
+        return flat
+    return flat.contiguous()
+
+
 def _flat(x: torch.Tensor) -> torch.Tensor:
     """``[T, ...]`` as ``[T, N]`` (a view where possible: a time-constant input keeps its zero stride)."""
     return x.reshape(x.shape[0], -1)
@@ -139,17 +188,27 @@ class _LIF(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, c: Constants, current: bool) -> torch.Tensor:
         flat = _flat(x)
-        u_all = torch.empty(flat.shape, dtype=x.dtype, device=x.device)
-        z_all = torch.empty_like(u_all)
-        _lif_forward(flat, u_all, z_all, c, current)
+        compiled = _compiled_for(flat)
+        if compiled is not None:
+            u_all, z_all = compiled.lif_forward(_neuron_contiguous(flat), float(c.a), float(c.minus_b),
+                                                float(c.v_leak), float(c.v_th), float(c.v_reset), current)
+        else:
+            u_all = torch.empty(flat.shape, dtype=x.dtype, device=x.device)
+            z_all = torch.empty_like(u_all)
+            _lif_forward(flat, u_all, z_all, c, current)
         ctx.save_for_backward(u_all, z_all)
-        ctx.constants, ctx.current = c, current
+        ctx.constants, ctx.current, ctx.compiled = c, current, compiled
         return z_all.view(x.shape)
 
     @staticmethod
     def backward(ctx, grad_z: torch.Tensor):
         u, z = ctx.saved_tensors
-        grad = _lif_backward(_flat(grad_z.contiguous()), u, z, ctx.constants, ctx.current)
+        c, flat = ctx.constants, _flat(grad_z.contiguous())
+        if ctx.compiled is not None:
+            grad = ctx.compiled.lif_backward(flat, u, float(c.a), float(c.minus_b), float(c.v_th),
+                                             float(c.v_reset), ctx.current)
+        else:
+            grad = _lif_backward(flat, u, z, c, ctx.current)
         return grad.view(grad_z.shape), None, None
 
 
@@ -157,6 +216,11 @@ class _LI(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, c: Constants) -> torch.Tensor:
         flat = _flat(x)
+        ctx.constants = c
+        ctx.compiled = compiled = _compiled_for(flat)
+        if compiled is not None:
+            return compiled.li_forward(_neuron_contiguous(flat), float(c.a), float(c.minus_b),
+                                       float(c.v_leak)).view(x.shape)
         steps, n = flat.shape
         out = torch.empty(flat.shape, dtype=x.dtype, device=x.device)
         buffers = _buffers(4, x, n)
@@ -170,13 +234,14 @@ class _LI(torch.autograd.Function):
                 torch.sub(c.v_leak, v, out=tmp).add_(j).mul_(c.a)
                 v = torch.add(v, tmp, out=out[t, block])
                 torch.mul(j, c.minus_b, out=i).add_(j)
-        ctx.constants = c
         return out.view(x.shape)
 
     @staticmethod
     def backward(ctx, grad_y: torch.Tensor):
         c = ctx.constants
         flat = _flat(grad_y.contiguous())
+        if ctx.compiled is not None:
+            return ctx.compiled.li_backward(flat, float(c.a), float(c.minus_b)).view(grad_y.shape), None
         steps, n = flat.shape
         grad_x = torch.empty_like(flat)
         a = float(c.a)
@@ -219,8 +284,18 @@ KERNELS: dict[tuple[str, str | None], Kernel] = {
 }
 
 
+def kernel_setting() -> str:
+    """``NEUROMORPH_NEURON_KERNEL``: ``auto`` (the default: the compiled kernel where it is built, else pure torch),
+    ``cpp``, ``torch`` or ``norse`` (Norse's cells step by step, the reference). ``fused`` is read as ``auto``."""
+    value = os.environ.get(KERNEL_ENV, "auto").strip().lower() or "auto"
+    value = "auto" if value == "fused" else value
+    if value not in KERNEL_SETTINGS:
+        raise NeuromorphError(f"{KERNEL_ENV}={value!r}: expected one of {', '.join(KERNEL_SETTINGS)}")
+    return value
+
+
 def kernels_enabled() -> bool:
-    return os.environ.get(KERNEL_ENV, "fused") != "norse"
+    return kernel_setting() != "norse"
 
 
 def kernel_for(cell) -> Kernel | None:
@@ -231,6 +306,21 @@ def kernel_for(cell) -> Kernel | None:
     return KERNELS.get((type(cell).__name__, method))
 
 
-def describe(cell) -> str:
-    """What runs a population: ``fused torch`` or ``norse per-step``."""
-    return "fused torch (hand-written backward)" if kernel_for(cell) is not None else "norse per-step"
+def backend(device: torch.device | str = "cpu") -> str:
+    """What runs a fused population on ``device``: ``cpp`` (the compiled kernel) or ``torch`` (the pure-torch one).
+    ``cpp`` is chosen on a CPU when the setting allows it and the extension builds (or is built already)."""
+    setting = kernel_setting()
+    if torch.device(device).type == "cpu" and setting in ("auto", "cpp") and compiled_extension() is not None:
+        return "cpp"
+    if setting == "cpp":
+        raise NeuromorphError(f"{KERNEL_ENV}=cpp: the compiled kernel is not available here "
+                              f"({build_error() or 'not a CPU tensor'})")
+    return "torch"
+
+
+def describe(cell, device: torch.device | str = "cpu") -> str:
+    """What runs a population: the fused kernel's backend, or ``norse per-step``."""
+    if kernel_for(cell) is None:
+        return "norse per-step"
+    return {"cpp": "fused C++ (compiled, hand-written backward)",
+            "torch": "fused torch (hand-written backward)"}[backend(device)]

@@ -10,7 +10,7 @@ from torch.nn import functional as F
 
 from neuromorph.encoders import encode
 from neuromorph.models import build_model, calibrate_firing
-from neuromorph.neurons import KERNEL_ENV, describe, kernel_for
+from neuromorph.neurons import KERNEL_ENV, backend, compiled_extension, describe, kernel_for
 from neuromorph.penalties import synaptic_penalty
 from neuromorph.spec import EncoderSpec, NeuronSpec, ReadoutSpec, cnn_spec, mlp_spec
 
@@ -41,11 +41,13 @@ def run(spec, monkeypatch, kernel: str):
     return model, out, [p.grad.clone() for p in model.parameters()]
 
 
+@pytest.mark.parametrize("backend", ["cpp", "torch"])
 @pytest.mark.parametrize("name", list(SPECS))
-def test_kernels_equal_norse_in_spikes_and_gradients(name, monkeypatch):
+def test_kernels_equal_norse_in_spikes_and_gradients(name, backend, monkeypatch):
     spec = SPECS[name]
-    fused_model, fused, fused_grads = run(spec, monkeypatch, "fused")
-    assert all(describe(block.neuron).startswith("fused") for block in fused_model.blocks)
+    fused_model, fused, fused_grads = run(spec, monkeypatch, backend)
+    expected = {"cpp": "fused C++", "torch": "fused torch"}[backend]
+    assert all(describe(block.neuron).startswith(expected) for block in fused_model.blocks)
     norse_model, norse, norse_grads = run(spec, monkeypatch, "norse")
     assert all(describe(block.neuron) == "norse per-step" for block in norse_model.blocks)
     hidden = norse_model.hidden_spikes(norse)
@@ -66,3 +68,38 @@ def test_a_surrogate_without_a_kernel_runs_norses_cell(monkeypatch):
     assert kernel_for(model.blocks[0].neuron) is None and describe(model.blocks[0].neuron) == "norse per-step"
     assert kernel_for(model.blocks[1].neuron) is not None  # the readout has no surrogate
     model(torch.ones(3, 2, 4)).logits.sum().backward()  # runs, with Norse's triangle surrogate
+
+
+def test_the_compiled_kernel_is_built_by_the_setup_and_chosen_by_default(monkeypatch):
+    """`make venv` builds the C++ kernels; with the default setting a CPU population runs them."""
+    monkeypatch.delenv(KERNEL_ENV, raising=False)
+    assert compiled_extension() is not None
+    assert backend("cpu") == "cpp"
+    monkeypatch.setenv(KERNEL_ENV, "torch")
+    assert backend("cpu") == "torch"
+
+
+def test_a_gpu_tensor_never_gets_the_cpu_kernel(monkeypatch):
+    """The CPU kernel is chosen per device: on a GPU the pure-torch kernel runs (no GPU here: the selection only)."""
+    monkeypatch.delenv(KERNEL_ENV, raising=False)
+    assert backend("cuda") == "torch" and backend("meta") == "torch"
+
+
+def test_compiled_kernel_keeps_a_time_constant_input_unexpanded_and_equal(monkeypatch):
+    """A direct input repeated over time (zero time stride) gives the same spikes as its materialised copy."""
+    monkeypatch.delenv(KERNEL_ENV, raising=False)
+    spec = SPECS["mlp"]
+    model = build_model(spec)
+    cell = model.blocks[0].neuron
+    from neuromorph.neurons import lif_multistep
+    current = torch.randn(1, 3, 24).mul_(3.0)
+    expanded = current.expand(6, 3, 24)
+    assert expanded.stride(0) == 0
+    assert torch.equal(lif_multistep(expanded, cell), lif_multistep(expanded.contiguous(), cell))
+
+
+def test_an_unknown_kernel_setting_is_one_clear_error(monkeypatch):
+    from neuromorph.errors import NeuromorphError
+    monkeypatch.setenv(KERNEL_ENV, "cuda-magic")
+    with pytest.raises(NeuromorphError, match="expected one of auto, cpp, torch, norse"):
+        backend("cpu")

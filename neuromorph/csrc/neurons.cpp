@@ -1,0 +1,224 @@
+// Fused multi-step neuron kernels for the CPU: one pass over memory per time step.
+//
+// The same floating-point operations in the same order as neuromorph/neurons.py's pure-torch kernels (and so as
+// Norse's cells): the spikes and voltages are identical bit for bit. Built with -ffp-contract=off so that no
+// multiply-add is fused (a fused one rounds once instead of twice and would change the last bit).
+//
+// Layout: x, u, z, grad are [T, N] with the neuron dimension contiguous; x may have a zero time stride (a
+// time-constant input). The state of a block of neurons stays in cache while the time loop runs over it; blocks
+// run in parallel on torch's intra-op threads.
+
+#include <torch/extension.h>
+
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+namespace {
+
+constexpr int64_t kBlock = 2048;  // neurons whose state (a few floats each) stays in L1/L2 over the time loop
+
+template <typename scalar_t>
+void lif_forward_block(const scalar_t* x, int64_t x_step, scalar_t* u_all, scalar_t* z_all, int64_t n,
+                       int64_t begin, int64_t end, int64_t steps, scalar_t a, scalar_t minus_b, scalar_t v_leak,
+                       scalar_t v_th, scalar_t v_reset, bool current) {
+  const int64_t k = end - begin;
+  std::vector<scalar_t> v_buf(k, v_leak), i_buf(k, scalar_t(0));
+  scalar_t* __restrict__ v = v_buf.data();
+  scalar_t* __restrict__ cur = i_buf.data();
+  const scalar_t one = scalar_t(1);
+  for (int64_t t = 0; t < steps; ++t) {
+    const scalar_t* __restrict__ xt = x + t * x_step + begin;
+    scalar_t* __restrict__ ut = u_all + t * n + begin;
+    scalar_t* __restrict__ zt = z_all + t * n + begin;
+    if (current) {
+      for (int64_t m = 0; m < k; ++m) {
+        const scalar_t j = cur[m] + xt[m];                   // j = i + x
+        const scalar_t tmp = ((v_leak - v[m]) + j) * a;      // a * ((v_leak - v) + j)
+        const scalar_t u = v[m] + tmp;
+        cur[m] = j * minus_b + j;                            // i = j + (-b)*j
+        const scalar_t z = one - static_cast<scalar_t>(u <= v_th);  // H(u - v_th): 0 where u - v_th <= 0, else 1
+        ut[m] = u;
+        zt[m] = z;
+        v[m] = z * v_reset + (one - z) * u;                  // (1 - z)*u + z*v_reset
+      }
+    } else {
+      for (int64_t m = 0; m < k; ++m) {
+        const scalar_t tmp = ((xt[m] + v_leak) - v[m]) * a;  // a * (x + v_leak - v)
+        const scalar_t u = v[m] + tmp;
+        const scalar_t z = one - static_cast<scalar_t>(u <= v_th);
+        ut[m] = u;
+        zt[m] = z;
+        v[m] = z * v_reset + (one - z) * u;
+      }
+    }
+  }
+}
+
+template <typename scalar_t>
+void lif_backward_block(const scalar_t* gz, const scalar_t* u_all, scalar_t* gx, int64_t n,
+                        int64_t begin, int64_t end, int64_t steps, scalar_t a, scalar_t one_minus_a,
+                        scalar_t one_minus_b, scalar_t v_th, scalar_t v_reset, bool current) {
+  const int64_t k = end - begin;
+  std::vector<scalar_t> g_buf(k, scalar_t(0)), j_buf(k, scalar_t(0));
+  scalar_t* __restrict__ carry_v = g_buf.data();  // dL/dv of the new voltage, from later steps
+  scalar_t* __restrict__ carry_j = j_buf.data();  // dL/dj of the next step's current jump
+  const scalar_t one = scalar_t(1);
+  for (int64_t t = steps - 1; t >= 0; --t) {
+    const int64_t off = t * n + begin;
+    const scalar_t* __restrict__ ut = u_all + off;
+    const scalar_t* __restrict__ gzt = gz + off;
+    scalar_t* __restrict__ gxt = gx + off;
+    for (int64_t m = 0; m < k; ++m) {
+      const scalar_t u = ut[m];
+      scalar_t s = std::abs(u - v_th) + one;
+      s = one / (s * s);                                     // SuperSpike: 1/(|u - v_th| + 1)**2
+      const scalar_t g = carry_v[m];
+      scalar_t d = (-(u + (-v_reset)) * g + gzt[m]) * s;     // (gz + G*(v_reset - u)) * s
+      const scalar_t z = one - static_cast<scalar_t>(u <= v_th);  // the spike, recomputed: one read less
+      d = (d + g) - g * z;                                   // + G*(1 - z)
+      if (current) {
+        carry_j[m] = carry_j[m] * one_minus_b + a * d;
+        gxt[m] = carry_j[m];
+      } else {
+        gxt[m] = d * a;
+      }
+      carry_v[m] = d * one_minus_a;
+    }
+  }
+}
+
+template <typename scalar_t>
+void li_forward_block(const scalar_t* x, int64_t x_step, scalar_t* out, int64_t n, int64_t begin, int64_t end,
+                      int64_t steps, scalar_t a, scalar_t minus_b, scalar_t v_leak) {
+  const int64_t k = end - begin;
+  std::vector<scalar_t> v_buf(k, v_leak), i_buf(k, scalar_t(0));
+  scalar_t* __restrict__ v = v_buf.data();
+  scalar_t* __restrict__ cur = i_buf.data();
+  for (int64_t t = 0; t < steps; ++t) {
+    const scalar_t* __restrict__ xt = x + t * x_step + begin;
+    scalar_t* __restrict__ ot = out + t * n + begin;
+    for (int64_t m = 0; m < k; ++m) {
+      const scalar_t j = cur[m] + xt[m];
+      v[m] = v[m] + ((v_leak - v[m]) + j) * a;
+      ot[m] = v[m];
+      cur[m] = j * minus_b + j;
+    }
+  }
+}
+
+template <typename scalar_t>
+void li_backward_block(const scalar_t* gy, scalar_t* gx, int64_t n, int64_t begin, int64_t end, int64_t steps,
+                       scalar_t a, scalar_t one_minus_a, scalar_t one_minus_b) {
+  const int64_t k = end - begin;
+  std::vector<scalar_t> d_buf(k, scalar_t(0)), j_buf(k, scalar_t(0));
+  scalar_t* __restrict__ d = d_buf.data();
+  scalar_t* __restrict__ carry_j = j_buf.data();
+  for (int64_t t = steps - 1; t >= 0; --t) {
+    const scalar_t* __restrict__ gyt = gy + t * n + begin;
+    scalar_t* __restrict__ gxt = gx + t * n + begin;
+    for (int64_t m = 0; m < k; ++m) {
+      d[m] = d[m] * one_minus_a + gyt[m];
+      carry_j[m] = carry_j[m] * one_minus_b + a * d[m];
+      gxt[m] = carry_j[m];
+    }
+  }
+}
+
+void check_input(const torch::Tensor& x, const char* name) {
+  TORCH_CHECK(x.device().is_cpu(), name, " must be on the CPU");
+  TORCH_CHECK(x.dim() == 2, name, " must be [T, N]");
+  TORCH_CHECK(x.stride(1) == 1, name, " must be contiguous over neurons");
+  TORCH_CHECK(x.stride(0) == 0 || x.stride(0) == x.size(1) || x.size(0) == 1, name,
+              " must have a time stride of N or 0");
+}
+
+int64_t time_stride(const torch::Tensor& x) { return x.size(0) == 1 ? 0 : x.stride(0); }
+
+// Returns (u, z): the pre-reset voltages and the spikes, both [T, N].
+std::vector<torch::Tensor> lif_forward(const torch::Tensor& x, double a, double minus_b, double v_leak, double v_th,
+                                       double v_reset, bool current) {
+  check_input(x, "x");
+  const int64_t steps = x.size(0), n = x.size(1);
+  auto u = torch::empty({steps, n}, x.options());
+  auto z = torch::empty({steps, n}, x.options());
+  const int64_t x_step = time_stride(x);
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lif_forward", [&] {
+    const scalar_t* xp = x.data_ptr<scalar_t>();
+    scalar_t* up = u.data_ptr<scalar_t>();
+    scalar_t* zp = z.data_ptr<scalar_t>();
+    at::parallel_for(0, n, kBlock, [&](int64_t lo, int64_t hi) {
+      for (int64_t b = lo; b < hi; b += kBlock) {
+        lif_forward_block<scalar_t>(xp, x_step, up, zp, n, b, std::min(b + kBlock, hi), steps, scalar_t(a),
+                                    scalar_t(minus_b), scalar_t(v_leak), scalar_t(v_th), scalar_t(v_reset), current);
+      }
+    });
+  });
+  return {u, z};
+}
+
+torch::Tensor lif_backward(const torch::Tensor& grad_z, const torch::Tensor& u, double a,
+                           double minus_b, double v_th, double v_reset, bool current) {
+  TORCH_CHECK(grad_z.is_contiguous() && u.is_contiguous(), "tensors must be contiguous");
+  const int64_t steps = u.size(0), n = u.size(1);
+  auto gx = torch::empty({steps, n}, u.options());
+  AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "lif_backward", [&] {
+    const scalar_t* gzp = grad_z.data_ptr<scalar_t>();
+    const scalar_t* up = u.data_ptr<scalar_t>();
+    scalar_t* gxp = gx.data_ptr<scalar_t>();
+    at::parallel_for(0, n, kBlock, [&](int64_t lo, int64_t hi) {
+      for (int64_t b = lo; b < hi; b += kBlock) {
+        lif_backward_block<scalar_t>(gzp, up, gxp, n, b, std::min(b + kBlock, hi), steps, scalar_t(a),
+                                     scalar_t(1.0 - a), scalar_t(1.0 + minus_b), scalar_t(v_th), scalar_t(v_reset),
+                                     current);
+      }
+    });
+  });
+  return gx;
+}
+
+torch::Tensor li_forward(const torch::Tensor& x, double a, double minus_b, double v_leak) {
+  check_input(x, "x");
+  const int64_t steps = x.size(0), n = x.size(1);
+  auto out = torch::empty({steps, n}, x.options());
+  const int64_t x_step = time_stride(x);
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "li_forward", [&] {
+    const scalar_t* xp = x.data_ptr<scalar_t>();
+    scalar_t* op = out.data_ptr<scalar_t>();
+    at::parallel_for(0, n, kBlock, [&](int64_t lo, int64_t hi) {
+      for (int64_t b = lo; b < hi; b += kBlock) {
+        li_forward_block<scalar_t>(xp, x_step, op, n, b, std::min(b + kBlock, hi), steps, scalar_t(a),
+                                   scalar_t(minus_b), scalar_t(v_leak));
+      }
+    });
+  });
+  return out;
+}
+
+torch::Tensor li_backward(const torch::Tensor& grad_y, double a, double minus_b) {
+  TORCH_CHECK(grad_y.is_contiguous(), "grad_y must be contiguous");
+  const int64_t steps = grad_y.size(0), n = grad_y.size(1);
+  auto gx = torch::empty({steps, n}, grad_y.options());
+  AT_DISPATCH_FLOATING_TYPES(grad_y.scalar_type(), "li_backward", [&] {
+    const scalar_t* gyp = grad_y.data_ptr<scalar_t>();
+    scalar_t* gxp = gx.data_ptr<scalar_t>();
+    at::parallel_for(0, n, kBlock, [&](int64_t lo, int64_t hi) {
+      for (int64_t b = lo; b < hi; b += kBlock) {
+        li_backward_block<scalar_t>(gyp, gxp, n, b, std::min(b + kBlock, hi), steps, scalar_t(a),
+                                    scalar_t(1.0 - a), scalar_t(1.0 + minus_b));
+      }
+    });
+  });
+  return gx;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("lif_forward", &lif_forward, "LIF/LIFBox over T steps: (u, z)");
+  m.def("lif_backward", &lif_backward, "dL/dx of the LIF/LIFBox spikes");
+  m.def("li_forward", &li_forward, "LI voltages over T steps");
+  m.def("li_backward", &li_backward, "dL/dx of the LI voltages");
+}
