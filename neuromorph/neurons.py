@@ -324,3 +324,25 @@ def describe(cell, device: torch.device | str = "cpu") -> str:
         return "norse per-step"
     return {"cpp": "fused C++ (compiled, hand-written backward)",
             "torch": "fused torch (hand-written backward)"}[backend(device)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m neuromorph.neurons build``: build the compiled kernels now (``make venv`` does), and say which
+    backend a CPU population gets."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if args != ["build"]:
+        print("usage: python -m neuromorph.neurons build", file=sys.stderr)
+        return 2
+    module = compiled_extension()
+    if module is None:
+        print(f"neuromorph: compiled neuron kernels not built ({build_error()}); the pure-torch kernels will run",
+              file=sys.stderr)
+        return 0
+    print(f"neuromorph: compiled neuron kernels ready ({module.__file__})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

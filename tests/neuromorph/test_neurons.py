@@ -4,6 +4,8 @@ Poisson input; and the fallback to Norse where no kernel exists."""
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
 from torch.nn import functional as F
@@ -41,7 +43,8 @@ def run(spec, monkeypatch, kernel: str):
     return model, out, [p.grad.clone() for p in model.parameters()]
 
 
-@pytest.mark.parametrize("backend", ["cpp", "torch"])
+@pytest.mark.parametrize("backend", [pytest.param("cpp", marks=pytest.mark.skipif(
+    shutil.which("c++") is None, reason="no C++ compiler")), "torch"])
 @pytest.mark.parametrize("name", list(SPECS))
 def test_kernels_equal_norse_in_spikes_and_gradients(name, backend, monkeypatch):
     spec = SPECS[name]
@@ -70,6 +73,7 @@ def test_a_surrogate_without_a_kernel_runs_norses_cell(monkeypatch):
     model(torch.ones(3, 2, 4)).logits.sum().backward()  # runs, with Norse's triangle surrogate
 
 
+@pytest.mark.skipif(shutil.which("c++") is None, reason="no C++ compiler: the pure-torch kernels run (tested above)")
 def test_the_compiled_kernel_is_built_by_the_setup_and_chosen_by_default(monkeypatch):
     """`make venv` builds the C++ kernels; with the default setting a CPU population runs them."""
     monkeypatch.delenv(KERNEL_ENV, raising=False)
