@@ -226,11 +226,11 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     results = []
     if "mlp" in args.models:
-        results.append(bench("mlp 784-400-10", mlp_spec(hidden=(400,), time_steps=args.time_steps), 128, args.repeats,
-                          args.rounds, device))
+        results.append(bench("mlp 784-400-10", mlp_spec(hidden=(400,), time_steps=args.time_steps), 128,
+                             args.repeats, args.rounds, device))
     if "cnn" in args.models:
-        results.append(bench("cnn c16-c32 k5", cnn_spec(channels=(16, 32), time_steps=args.time_steps), 64, args.repeats,
-                          args.rounds, device))
+        results.append(bench("cnn c16-c32 k5", cnn_spec(channels=(16, 32), time_steps=args.time_steps), 64,
+                             args.repeats, args.rounds, device))
     if args.json:
         print(json.dumps({"device": str(device), "threads": torch.get_num_threads(), "time_steps": args.time_steps,
                           "load_average": os.getloadavg(), "results": results}, indent=2))
