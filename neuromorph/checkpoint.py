@@ -100,7 +100,7 @@ def _check_payload(payload: dict[str, Any], where: str) -> None:
     if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
         raise bad("epoch", "a non-negative integer")
     if not isinstance(payload.get("train_config", {}), dict):
-        raise bad("train_config", "a dict of settings")
+        raise NeuromorphError(f"checkpoint {where} has invalid training settings: train_config must be a dict")
     history = payload.get("history", [])
     if not isinstance(history, list) or not all(
             isinstance(r, dict) and all(isinstance(k, str) for k in r)
