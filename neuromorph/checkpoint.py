@@ -8,7 +8,10 @@ metrics) and ``versions``. Written atomically; a training folder holds it as :da
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,14 +67,66 @@ class Checkpoint:
         return model
 
 
+def payload_checksum(spec: dict[str, Any], model_state: dict[str, torch.Tensor]) -> str:
+    """sha256 of the model description (as JSON) and every weight's name, dtype, shape and bytes."""
+    digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode("utf-8"))
+    for name in sorted(model_state):
+        tensor = model_state[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+def _check_payload(payload: dict[str, Any], where: str) -> None:
+    """Every field of a loaded checkpoint has the type it was written with: one line naming the field if not."""
+
+    def bad(field_name: str, expected: str) -> NeuromorphError:
+        return NeuromorphError(f"checkpoint {where} field {field_name!r} must be {expected}, "
+                               f"got {payload.get(field_name)!r:.60}")
+
+    version = payload.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise bad("format_version", "an integer")
+    for key in ("spec", "model_state"):
+        if key not in payload:
+            raise NeuromorphError(f"checkpoint {where} has no {key!r}")
+    state = payload["model_state"]
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in state.items()):
+        raise bad("model_state", "a state dict (names to tensors)")
+    if not isinstance(payload["spec"], dict):
+        raise bad("spec", "a model description (a mapping)")
+    epoch = payload.get("epoch", 0)
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+        raise bad("epoch", "a non-negative integer")
+    if not isinstance(payload.get("train_config", {}), dict):
+        raise NeuromorphError(f"checkpoint {where} has invalid training settings: train_config must be a dict")
+    history = payload.get("history", [])
+    if not isinstance(history, list) or not all(
+            isinstance(r, dict) and all(isinstance(k, str) for k in r)
+            for r in history):
+        raise bad("history", "a list of per-epoch records (mappings)")
+    versions = payload.get("versions", {})
+    if not isinstance(versions, dict):
+        raise bad("versions", "a mapping of tool versions")
+    if payload.get("optimizer_state") is not None and not isinstance(payload["optimizer_state"], dict):
+        raise bad("optimizer_state", "a mapping or none")
+    checksum = payload.get("checksum")
+    if checksum is not None and not isinstance(checksum, str):
+        raise bad("checksum", "a sha256 hex string")
+
+
 def save_checkpoint(path: str | os.PathLike, checkpoint: Checkpoint) -> Path:
+    spec = checkpoint.spec.to_dict()
+    model_state = {k: v.detach().cpu() for k, v in checkpoint.model_state.items()}
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "spec": checkpoint.spec.to_dict(),
+        "spec": spec,
+        "checksum": payload_checksum(spec, model_state),
         "train_config": checkpoint.train_config,
         "epoch": checkpoint.epoch,
-        "model_state": {k: v.detach().cpu() for k, v in checkpoint.model_state.items()},
+        "model_state": model_state,
         "optimizer_state": checkpoint.optimizer_state,
         "history": checkpoint.history,
         "versions": checkpoint.versions or tool_versions(),
@@ -95,16 +150,29 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         raise NeuromorphError(f"checkpoint {str(path)!r} is corrupt ({reason[:100]})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise NeuromorphError(f"{str(path)!r} is not a neuromorph checkpoint")
+    where = repr(str(path))
+    _check_payload(payload, where)
     if payload.get("format_version", 0) > FORMAT_VERSION:
         raise NeuromorphError(
             f"checkpoint {str(path)!r} has format version {payload['format_version']}; "
             f"this neuromorph reads up to {FORMAT_VERSION}"
         )
+    checksum = payload.get("checksum")
+    if checksum is None:  # written before checksums: nothing to verify against, so load, and say so
+        sys.stderr.write(f"neuromorph: warning: checkpoint {where} has no checksum (an older file); "
+                         "it cannot be checked for corruption\n")
+    elif checksum != payload_checksum(payload["spec"], payload["model_state"]):
+        raise NeuromorphError(f"checkpoint {where} is corrupt: its weights or model description do not match "
+                              "its sha256 checksum")
+    try:
+        spec = ModelSpec.from_dict(payload["spec"])
+    except NeuromorphError as error:
+        raise NeuromorphError(f"checkpoint {where}: {error}") from None
     checkpoint = Checkpoint(
-        spec=ModelSpec.from_dict(payload["spec"]),
+        spec=spec,
         model_state=payload["model_state"],
         train_config=payload.get("train_config", {}),
-        epoch=int(payload.get("epoch", 0)),
+        epoch=payload.get("epoch", 0),
         optimizer_state=payload.get("optimizer_state"),
         history=list(payload.get("history", [])),
         versions=payload.get("versions", {}),

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from neuromorph.errors import NeuromorphError
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -19,8 +21,15 @@ def _umask() -> int:
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> Path:
     """Call ``write(handle)`` on a temporary file beside ``path``, then rename it over ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if not str(path) or path.name in ("", ".", ".."):
+        raise NeuromorphError(f"cannot write {str(path)!r}: not a file path")
+    if path.is_dir():
+        raise NeuromorphError(f"cannot write {str(path)!r}: it is a directory")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        raise NeuromorphError(f"cannot write {str(path)!r}: {error.strerror or error}") from None
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the permissions open() would
         with os.fdopen(fd, "wb") as handle:
@@ -28,6 +37,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as error:  # disk full, a directory put in the way meanwhile, ...
+        Path(tmp).unlink(missing_ok=True)
+        raise NeuromorphError(f"cannot write {str(path)!r}: {error.strerror or error}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -79,8 +79,7 @@ class Conv(LayerBase):
         _positive("Conv.out_channels", self.out_channels)
         _positive("Conv.kernel_size", self.kernel_size)
         _positive("Conv.stride", self.stride)
-        if self.padding < 0:
-            raise NeuromorphError(f"Conv.padding must be >= 0, got {self.padding}")
+        check_value("Conv.padding", self.padding, "int")
 
     def output_shape(self, shape: tuple[int, ...], where: str = "") -> tuple[int, ...]:
         _, height, width = _image_shape(self, shape, where)
@@ -167,6 +166,8 @@ class NeuronSpec:
     def __post_init__(self) -> None:
         if self.cell not in CELL_TYPES:
             raise NeuromorphError(f"neuron cell must be one of {', '.join(CELL_TYPES)}, got {self.cell!r}")
+        if self.surrogate not in SURROGATES:
+            raise NeuromorphError(f"neuron surrogate must be one of {', '.join(SURROGATES)}, got {self.surrogate!r}")
         _positive("tau_mem_inv", self.tau_mem_inv)
         _positive("tau_syn_inv", self.tau_syn_inv)
         _positive("alpha", self.alpha)
@@ -253,7 +254,9 @@ class ModelSpec:
     fixed_point: FixedPointSpec | None = None  # None: Norse float arithmetic; set: Loihi fixed point (exact)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "input_shape", tuple(int(s) for s in self.input_shape))
+        for size in self.input_shape:
+            check_value("input_shape", size, "int")  # 1.5 is refused, not truncated
+        object.__setattr__(self, "input_shape", tuple(self.input_shape))
         object.__setattr__(self, "layers", tuple(self.layers))
         if not self.input_shape or any(s <= 0 for s in self.input_shape):
             raise NeuromorphError(f"input_shape must be positive sizes, got {self.input_shape}")
@@ -265,7 +268,10 @@ class ModelSpec:
             raise NeuromorphError("a model needs at least one Dense or Conv layer")
         if not isinstance(self.layers[-1], Dense) or self.layers[-1].out_features != self.num_classes:
             raise NeuromorphError(f"the last layer must be Dense({self.num_classes}) feeding the readout")
-        self.layer_shapes()  # validates that the shapes chain
+        shapes = self.layer_shapes()  # validates that the shapes chain
+        for shape in [self.input_shape, *shapes]:
+            if math.prod(shape) > MAX_SIZE:
+                raise NeuromorphError(f"a layer of shape {shape} is too large (more than {MAX_SIZE} values)")
 
     @property
     def arithmetic(self) -> str:
@@ -300,12 +306,27 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
+        if not isinstance(data, dict):
+            raise NeuromorphError(f"invalid model description: expected a mapping, got {data!r:.60}")
         try:
             layers = []
+            if not isinstance(data["layers"], list | tuple):
+                raise NeuromorphError(f"layers must be a list, got {data['layers']!r:.60}")
+            shape = data["input_shape"]
+            if not isinstance(shape, list | tuple) or not shape:
+                raise NeuromorphError(f"input_shape must be a list of sizes, got {shape!r:.60}")
+            for size in shape:
+                check_value("input_shape", size, "int")
+            for key, kind in (("num_classes", "int"), ("time_steps", "int"), ("dt_s", "float"),
+                              ("name", "str")):
+                if key in data:
+                    check_value(key, data[key], kind)
             for entry in data["layers"]:
+                if not isinstance(entry, dict):
+                    raise NeuromorphError(f"a layer must be a mapping, got {entry!r:.60}")
                 entry = dict(entry)
                 kind = entry.pop("type")
-                if kind not in LAYER_TYPES:
+                if not isinstance(kind, str) or kind not in LAYER_TYPES:
                     raise NeuromorphError(
                         f"unknown layer type {kind!r}; supported: {', '.join(LAYER_TYPES)}"
                     )
@@ -322,25 +343,57 @@ class ModelSpec:
                 name=str(data.get("name", "snn")),
                 fixed_point=_build(FixedPointSpec, data["fixed_point"]) if data.get("fixed_point") else None,
             )
-        except (KeyError, TypeError, ValueError) as error:
+        except NeuromorphError as error:
+            raise NeuromorphError(f"invalid model description: {error}") from None
+        except (KeyError, TypeError, ValueError, OverflowError) as error:
             raise NeuromorphError(f"invalid model description: {error!r}") from None
 
 
-def _build(cls: type, values: dict[str, Any]) -> Any:
-    known = {f.name for f in fields(cls)}
-    unknown = set(values) - known
+MAX_SIZE = 2**31 - 1  # the largest count or size a description may hold (a torch int32 index)
+SURROGATES = ("super", "heaviside", "triangle", "tanh", "circ", "heavi_erfc")  # Norse 1.1.0 threshold methods
+
+
+def check_value(name: str, value: Any, kind: str) -> Any:
+    """``value`` if it is of ``kind`` (``int``, ``float``, ``bool`` or ``str``, as a field annotation names it):
+    types checked, not coerced (a bool is no int, 10.0 is no int); ints in [0, MAX_SIZE], floats finite."""
+    ok = {
+        "int": isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SIZE,
+        "float": isinstance(value, int | float) and not isinstance(value, bool)
+        and abs(value) < 1e300 and math.isfinite(value),
+        "bool": isinstance(value, bool),
+        "str": isinstance(value, str),
+    }[kind]
+    if not ok:
+        expected = {"int": f"an integer in [0, {MAX_SIZE}]", "float": "a finite number", "bool": "true or false",
+                    "str": "a string"}[kind]
+        raise NeuromorphError(f"{name} must be {expected}, got {value!r:.60}")
+    return value
+
+
+def _build(cls: type, values: Any) -> Any:
+    """``cls(**values)`` from a description's dict, each field's type checked against its annotation."""
+    if not isinstance(values, dict):
+        raise NeuromorphError(f"{cls.__name__} must be a mapping of fields, got {values!r:.60}")
+    known = {f.name: f for f in fields(cls)}
+    unknown = set(values) - set(known)
     if unknown:
-        raise NeuromorphError(f"unknown field(s) {sorted(unknown)} for {cls.__name__}; known: {sorted(known)}")
+        raise NeuromorphError(f"unknown field(s) {sorted(map(str, unknown))} for {cls.__name__}; "
+                              f"known: {sorted(known)}")
+    for key, value in values.items():
+        kind = str(known[key].type)
+        if kind in ("int", "float", "bool", "str"):
+            check_value(f"{cls.__name__}.{key}", value, kind)
     return cls(**values)
 
 
 def _positive(name: str, value: float) -> None:
-    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+    if not (isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+            and 0 < value <= MAX_SIZE):
         raise NeuromorphError(f"{name} must be a positive number, got {value!r}")
 
 
 def _finite(name: str, value: float) -> None:
-    if not (isinstance(value, int | float) and math.isfinite(value)):
+    if not (isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)):
         raise NeuromorphError(f"{name} must be a finite number, got {value!r}")
 
 
