@@ -37,6 +37,9 @@ from neuromorph.versions import tool_versions
 METRICS_NAME = "metrics.json"
 
 
+SYNC_EVERY = 20  # batches between reads of the running sums (each read waits for the device)
+
+
 def _generator(seed: int, epoch: int, stream: int) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 1_000_003 + epoch) * 7 + stream)
 
@@ -176,28 +179,36 @@ def train(
         model.train()
         shuffle = _generator(config.seed, epoch, stream=0)
         noise = _generator(config.seed, epoch, stream=1)
+        # Running sums stay on the device (loss, task loss, penalty, correct), read back every SYNC_EVERY batches:
+        # no host synchronisation per batch. A non-finite loss is caught at that read, before the epoch's checkpoint.
+        totals = torch.zeros(4, dtype=torch.float64, device=device)
         sums = {"loss": 0.0, "task": 0.0, "penalty": 0.0, "correct": 0}
         seen = 0
         batches = iterate_batches(train_split, config.batch_size, shuffle=True, generator=shuffle, device=device)
         bar = progress_bar(batches, total=math.ceil(len(train_split) / config.batch_size),
                    desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False)
-        for images, labels in bar:
+        for index, (images, labels) in enumerate(bar):
             result = model(encode(images, spec, noise))
             task = F.cross_entropy(result.logits, labels)
             omega = penalty_fn(result.spikes, model.fan_outs, config.power).mean() if result.spikes else task * 0
             loss = task + lam * omega if lam > 0 else task
-            if not torch.isfinite(loss):
-                raise NeuromorphError(f"training diverged in epoch {epoch + 1}: loss is {loss.item()}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             batch = labels.shape[0]
             seen += batch
-            sums["loss"] += loss.item() * batch
-            sums["task"] += task.item() * batch
-            sums["penalty"] += omega.item() * batch
-            sums["correct"] += (result.logits.argmax(dim=1) == labels).sum().item()
-            bar.set_postfix(loss=f"{sums['loss'] / seen:.3f}", acc=f"{sums['correct'] / seen:.3f}", refresh=False)
+            totals += torch.stack([loss.detach().double() * batch, task.detach().double() * batch,
+                                   omega.detach().double() * batch,
+                                   (result.logits.argmax(dim=1) == labels).sum().double()])
+            if (index + 1) % SYNC_EVERY == 0:
+                sums = dict(zip(sums, totals.tolist(), strict=True))
+                if not math.isfinite(sums["loss"]):
+                    raise NeuromorphError(f"training diverged in epoch {epoch + 1}: loss is {sums['loss']}")
+                bar.set_postfix(loss=f"{sums['loss'] / seen:.3f}", acc=f"{sums['correct'] / seen:.3f}",
+                                refresh=False)
+        sums = dict(zip(sums, totals.tolist(), strict=True))
+        if not math.isfinite(sums["loss"]):
+            raise NeuromorphError(f"training diverged in epoch {epoch + 1}: loss is {sums['loss']}")
         train_seconds = time.perf_counter() - started
         test = evaluate(model, test_split, batch_size=max(256, config.batch_size), device=device, seed=config.seed)
         record = {
