@@ -31,6 +31,10 @@ from neuromorph.command_line import (
 )
 from neuromorph.errors import NeuromorphError
 
+THREADS_HELP = ("torch threads on the CPU (default: one per core less one per core already busy, by the 1-minute "
+                "load average, at least 1: on a busy machine torch's own default can make a step many times slower "
+                "than one thread)")
+
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_BROKEN_PIPE = 128 + 13  # killed by SIGPIPE, as Unix tools report a reader that went away (`| head`)
@@ -138,6 +142,7 @@ def _build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--init-rate", type=float, default=config("init_rate"),
                      help="rescale initial weights so each hidden layer fires at this rate (0 = off)")
     opt.add_argument("--device", default=config("device"), help="cpu, cuda or auto")
+    opt.add_argument("--threads", type=positive_int, metavar="N", help=THREADS_HELP)
     opt.add_argument("--loihi-exact", action="store_true", default=config("loihi_exact"),
                      help="train as Loihi fixed point computes (8-bit weights with the export's scales, integer "
                           "decays, straight-through gradients): the netx export then runs exactly as trained")
@@ -157,6 +162,7 @@ def _build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--limit", type=positive_int, metavar="N", help="first N test samples only")
     evaluate.add_argument("--batch-size", type=positive_int, default=256, help="batch size")
     evaluate.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    evaluate.add_argument("--threads", type=positive_int, metavar="N", help=THREADS_HELP)
     add_json_argument(evaluate, "the metrics")
     evaluate.add_argument("--raster", metavar="PNG", help="also plot the spike raster of the first test sample")
     evaluate.set_defaults(handler=_cmd_evaluate)
@@ -196,6 +202,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from neuromorph.report import EPOCH_HEADERS, epoch_row, format_number, format_table
     from neuromorph.training import METRICS_NAME, TrainConfig, train
 
+    from neuromorph.devices import set_threads
+
+    set_threads(args.threads)
     info = dataset_info(args.dataset)
     spec = _spec_from_args(args, info.input_shape, info.num_classes)
     config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)})
@@ -215,11 +224,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from neuromorph.devices import resolve_device
+    from neuromorph.devices import resolve_device, set_threads
     from neuromorph.report import format_table
     from neuromorph.run import open_run
     from neuromorph.training import evaluate
 
+    set_threads(args.threads)
     run = open_run(args.checkpoint, args.dataset, args.data_root)
     split = run.test_split(args.limit)
     result = evaluate(run.model, split, args.batch_size, resolve_device(args.device), seed=run.seed, progress=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from neuromorph.errors import NeuromorphError
@@ -17,3 +19,21 @@ def resolve_device(name: str) -> torch.device:
         return torch.device(name)
     except RuntimeError:
         raise NeuromorphError(f"unknown device {name!r}; use cpu, cuda or auto") from None
+
+
+def default_threads() -> int:
+    """torch's own thread count (one per core), less one for each core already busy (the 1-minute load average):
+    on a busy machine OpenMP threads that wait on a descheduled peer can make a step many times slower than one
+    thread, so a loaded machine gets fewer threads, never fewer than one."""
+    try:
+        busy = int(os.getloadavg()[0] + 0.5)
+    except OSError:  # no load average on this platform
+        busy = 0
+    return max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) - busy))
+
+
+def set_threads(threads: int | None) -> int:
+    """Set torch's intra-op threads (``None``: :func:`default_threads`); returns the number set."""
+    count = default_threads() if threads is None else threads
+    torch.set_num_threads(count)
+    return count
