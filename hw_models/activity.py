@@ -63,6 +63,7 @@ class ActivityCounts:
     populations: list[PopulationActivity]
     spike_totals: dict[str, torch.Tensor] = field(repr=False)
     correct: int = 0
+    input_nonzero: torch.Tensor | None = field(default=None, repr=False)  # direct input: non-zero count per pixel
 
     @property
     def accuracy(self) -> float:
@@ -137,7 +138,8 @@ class ActivityRecorder:
             spikes=0.0, synops=0.0, macs=0.0, dense_connections=0))
         totals = dict(zip(self.names, self.totals, strict=True))
         return ActivityCounts(model_name=spec.name, samples=self.samples, time_steps=steps, populations=populations,
-                              spike_totals=totals, correct=self.correct)
+                              spike_totals=totals, correct=self.correct,
+                              input_nonzero=self.input_nonzero if self.analog_input else None)
 
 
 def layer_connections(spec) -> dict[str, int]:

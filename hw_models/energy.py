@@ -8,7 +8,15 @@ For a population p on profile d (hw_models.profiles), per sample:
   ``E_p = T * connections_p * e_synop + updates_p * e_update``; the direct-encoded input layer, constant over time,
   is computed once: ``connections * e_mac``.
 
-Static energy is ``P_static * chips * T * t_step``. ``t_step`` is the profile's ``time_per_step_s`` when it has one;
+Direct (analog) input on a chip without MACs (``input_delivery="host-graded"``, the default): the host injects each
+non-zero pixel as a graded spike on every step (the chip's synaptic input is consumed each step), so the input
+population costs ``T * MACs`` synaptic operations and ``T * sum_i nonzero_i * dest_cores[i]`` messages; the spike
+generation is the host's and is not charged. ``input_delivery="none"``: not priced (named in ``not_priced``).
+
+Static energy is ``P_static * chips * T * t_step`` (``static_scope="chip"``, the default: a chip's leakage is paid
+whatever part of it is used); ``static_scope="cores"`` charges the share of the cores the network uses,
+``P_static * cores_used / cores_per_chip * T * t_step``. Both figures are in the estimate. ``t_step`` is the
+profile's ``time_per_step_s`` when it has one;
 otherwise it is derived from the latencies and the mapping: cores work in parallel, so a step lasts as long as the
 busiest layer's core (its events spread evenly over the layer's cores) plus the end-of-step synchronization.
 
@@ -31,6 +39,8 @@ from hw_models.profiles import PROFILES, DeviceProfile
 from neuromorph.spec import ModelSpec
 
 ENERGY_KINDS = ("synops", "macs", "neuron_updates", "spikes", "messages")
+INPUT_DELIVERIES = ("host-graded", "none")
+STATIC_SCOPES = ("chip", "cores")
 
 
 @dataclass(frozen=True)
@@ -86,6 +96,10 @@ class EnergyEstimate:
     ann: AnnEquivalent
     not_priced: list[str] = field(default_factory=list)
     constants: dict[str, Any] = field(default_factory=dict)
+    static_chip_j: float = 0.0
+    static_cores_j: float = 0.0
+    static_scope: str = "chip"
+    input_delivery: str = "none"
 
     @property
     def dynamic_j(self) -> float:
@@ -113,7 +127,9 @@ class EnergyEstimate:
                 "chips": self.chips, "ann": self.ann.to_dict(), "snn_to_ann": self.snn_to_ann,
                 "snn_to_ann_zero_skipping": self.snn_to_ann_zero_skipping,
                 "populations": [p.to_dict() for p in self.populations], "not_priced": self.not_priced,
-                "constants": self.constants}
+                "constants": self.constants, "static_chip_j": self.static_chip_j,
+                "static_cores_j": self.static_cores_j, "static_scope": self.static_scope,
+                "input_delivery": self.input_delivery}
 
 
 def ann_equivalent(
@@ -147,17 +163,34 @@ def estimate_energy(
     counts: ActivityCounts,
     profile: DeviceProfile,
     mapping: CoreMapping | None = None,
+    input_delivery: str = "host-graded",
+    static_scope: str = "chip",
 ) -> EnergyEstimate:
     """Energy per sample of the counted run on ``profile`` (see the module docstring)."""
+    from neuromorph.errors import NeuromorphError
+
+    if input_delivery not in INPUT_DELIVERIES:
+        raise NeuromorphError(f"input_delivery must be one of {', '.join(INPUT_DELIVERIES)}, got {input_delivery!r}")
+    if static_scope not in STATIC_SCOPES:
+        raise NeuromorphError(f"static_scope must be one of {', '.join(STATIC_SCOPES)}, got {static_scope!r}")
     profile.check_priceable()
     if mapping is None and profile.core_limits is not None:
         mapping = map_cores(spec, profile.core_limits)
     steps = counts.time_steps
     not_priced: list[str] = []
     messages = messages_per_sample(counts, mapping) if mapping is not None and profile.event_driven else {}
-    populations = [_population_energy(p, profile, steps, messages.get(p.name, 0.0)) for p in counts.populations]
+    graded = (input_delivery == "host-graded" and profile.event_driven and profile.energy_per_mac_j is None
+              and counts.input_nonzero is not None)
+    if graded and mapping is not None:
+        from neuromorph.structure import INPUT
 
-    if any(p.macs > 0 for p in counts.populations) and profile.event_driven and profile.energy_per_mac_j is None:
+        weights = mapping.destination_cores[INPUT].reshape(counts.input_nonzero.shape).double()
+        messages[INPUT] = steps * float((counts.input_nonzero.double() * weights).sum()) / max(counts.samples, 1)
+    populations = [_population_energy(p, profile, steps, messages.get(p.name, 0.0), graded)
+                   for p in counts.populations]
+
+    if any(p.macs > 0 for p in counts.populations) and profile.event_driven and profile.energy_per_mac_j is None \
+            and not graded:
         not_priced.append(f"MACs of the direct-encoded input layer: {profile.name} gives no MAC energy (a chip "
                           "takes analog input off-chip)")
     if profile.event_driven and any(p.spikes > 0 for p in counts.populations):
@@ -167,15 +200,20 @@ def estimate_energy(
             not_priced.append("spike generation and routing: no per-spike or per-message energy in the profile")
     if profile.cores:
         not_priced.append("mesh hops between cores (they need a placement on the mesh)")
+        not_priced.append("idle neuron updates are priced as active (no count of idle compartments yet)")
 
-    static_j, step_s, step_kind = 0.0, None, "none"
+    static_j, step_s, step_kind, chip_j, cores_j = 0.0, None, "none", 0.0, 0.0
     chips = mapping.chips if mapping is not None else None
     if profile.static_power_w is not None:
         step_s, step_kind = _time_per_step(counts, profile, mapping, messages)
         if step_s is None:
             not_priced.append("static energy: no time per step and no latencies to derive it from")
         else:
-            static_j = profile.cost("static_power_w") * (chips or 1) * steps * step_s
+            chip_j = profile.cost("static_power_w") * (chips or 1) * steps * step_s
+            cores_j = chip_j
+            if mapping is not None:
+                cores_j = profile.cost("static_power_w") * mapping.total_cores / mapping.cores_per_chip * steps * step_s
+            static_j = chip_j if static_scope == "chip" else cores_j
     else:
         not_priced.append("static power: not given for this device")
 
@@ -186,7 +224,9 @@ def estimate_energy(
     ann = ann_equivalent(spec, counts, reference, zero_skipping=profile.event_driven)
     return EnergyEstimate(profile=profile.name, event_driven=profile.event_driven, populations=populations,
                           static_j=static_j, time_per_step_s=step_s, time_per_step_kind=step_kind, chips=chips,
-                          ann=ann, not_priced=not_priced, constants=constants)
+                          ann=ann, not_priced=not_priced, constants=constants, static_chip_j=chip_j,
+                          static_cores_j=cores_j, static_scope=static_scope,
+                          input_delivery=input_delivery if graded else "none")
 
 
 def _ann_reference(profile: DeviceProfile) -> DeviceProfile:
@@ -199,7 +239,9 @@ def _ann_reference(profile: DeviceProfile) -> DeviceProfile:
     return PROFILES["ann45nm"]
 
 
-def _population_energy(p: PopulationActivity, profile: DeviceProfile, steps: int, messages: float) -> PopulationEnergy:
+def _population_energy(
+    p: PopulationActivity, profile: DeviceProfile, steps: int, messages: float, graded: bool = False
+) -> PopulationEnergy:
     update_j = p.neuron_updates * profile.cost("energy_per_neuron_update_j")
     if not profile.event_driven:
         if p.role == "input-analog":  # constant over time: computed once
@@ -207,6 +249,9 @@ def _population_energy(p: PopulationActivity, profile: DeviceProfile, steps: int
             return PopulationEnergy(p.name, macs_j=p.dense_connections * e_mac, neuron_updates_j=update_j)
         return PopulationEnergy(p.name, synops_j=steps * p.dense_connections * profile.cost("energy_per_synop_j"),
                                 neuron_updates_j=update_j)
+    if graded and p.role == "input-analog":  # host-injected graded spikes, every step
+        return PopulationEnergy(p.name, synops_j=steps * p.macs * profile.cost("energy_per_synop_j"),
+                                messages_j=messages * profile.cost("energy_per_message_j"), messages=messages)
     return PopulationEnergy(
         p.name,
         synops_j=p.synops * profile.cost("energy_per_synop_j"),

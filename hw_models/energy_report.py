@@ -80,6 +80,12 @@ class EnergyReport:
             parts.append(f"dynamic {e.dynamic_j:.4g} J + static {e.static_j:.4g} J{step} = {e.total_j:.4g} J; "
                          f"ANN equivalent {e.ann.energy_j:.4g} J on {e.ann.profile} ({e.ann.macs:,} MACs); "
                          f"SNN/ANN {e.snn_to_ann:.3g}")
+            if e.static_j > 0:
+                parts.append(f"  static whole chip {e.static_chip_j:.4g} J, static share of the cores used "
+                             f"{e.static_cores_j:.4g} J (charged: {e.static_scope})")
+            if e.event_driven and e.input_delivery != "none":
+                parts.append(f"  input delivery {e.input_delivery}: each non-zero pixel a graded spike per step "
+                             "(row 'input': synaptic ops and messages)")
             for note in e.not_priced:
                 parts.append(f"  not priced: {note}")
         summary = [[e.profile, e.dynamic_j, e.static_j, e.total_j, e.ann.energy_j, e.ann.profile, e.snn_to_ann,

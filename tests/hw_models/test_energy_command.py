@@ -72,7 +72,7 @@ def test_energy_command_prints_table_and_writes_json_and_png(mnist_checkpoint, t
                      "--device-profile", str(tmp_path / "mine.toml"))
     assert result.returncode == 0, result.stderr
     for text in ("SNN against the equivalent ANN", "core mapping on loihi1", "core mapping on loihi2", "my-loihi2",
-                 "binding limit", "not priced: MACs of the direct-encoded input layer", "energy.png"):
+                 "binding limit", "input delivery host-graded", "static share of the cores used", "energy.png"):
         assert text in result.stdout
     report = json.loads((tmp_path / "report" / "energy.json").read_text())
     assert report["samples"] == 48 and [s["profile"] for s in report["summary"]] == ["loihi1", "ann45nm", "my-loihi2"]

@@ -61,12 +61,27 @@ def test_hand_counted_activity(encoder):
         assert rows["input"].macs == 0
 
 
+def test_hand_counted_input_delivery_host_graded():
+    """3 non-zero pixels, each a graded spike on each of 4 steps into lif1's one core: 12 messages; 9 MACs become
+    4 x 9 = 36 synaptic ops. The host generates the spikes, so no spike energy."""
+    model, split = golden_model("direct")
+    counts = measure_activity(model, split)
+    e = estimate_energy(model.spec, counts, PROFILES["loihi1-calibrated"])
+    row = {p.name: p for p in e.populations}["input"]
+    assert e.input_delivery == "host-graded" and not any("MACs" in note for note in e.not_priced)
+    assert row.messages == 12 and row.messages_j == pytest.approx(12 * 111.0 * PJ, rel=1e-12)
+    assert row.synops_j == pytest.approx(36 * 35.5 * PJ, rel=1e-12) and row.spikes_j == 0 and row.macs_j == 0
+    assert e.dynamic_j == pytest.approx((3466.4 + 36 * 35.5 + 12 * 111.0) * PJ, rel=1e-12)
+    # static both ways: the whole chip, and the 2 of 128 cores the network uses
+    assert e.static_chip_j == e.static_j and e.static_cores_j == pytest.approx(e.static_chip_j * 2 / 128, rel=1e-12)
+
+
 def test_hand_counted_energy_direct():
     model, split = golden_model("direct")
     counts = measure_activity(model, split)
     spec = model.spec
 
-    calibrated = estimate_energy(spec, counts, PROFILES["loihi1-calibrated"])
+    calibrated = estimate_energy(spec, counts, PROFILES["loihi1-calibrated"], input_delivery="none")
     kinds = calibrated.by_kind()
     assert kinds["synops"] == pytest.approx(16 * 35.5 * PJ, rel=1e-12)
     assert kinds["neuron_updates"] == pytest.approx(20 * 72.8 * PJ, rel=1e-12)
@@ -142,5 +157,6 @@ def test_user_profile_without_mac_energy_prices_the_ann_on_45nm():
     model, split = golden_model("direct")
     e = estimate_energy(model.spec, measure_activity(model, split), chip)
     assert e.ann.profile == "ann45nm" and e.ann.energy_j == pytest.approx(85.5 * PJ, rel=1e-12)
-    assert e.dynamic_j == pytest.approx((16 + 20) * PJ, rel=1e-12)  # SynOps and updates at 1 pJ; no MAC energy
+    # SynOps, the input's graded spikes (4 steps x 9) and updates at 1 pJ; no MAC or message energy
+    assert e.dynamic_j == pytest.approx((16 + 36 + 20) * PJ, rel=1e-12)
     assert any("priced on ann45nm" in note for note in e.not_priced)
