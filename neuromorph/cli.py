@@ -198,11 +198,10 @@ def _spec_from_args(args: argparse.Namespace, input_shape: tuple[int, ...], num_
 def _cmd_train(args: argparse.Namespace) -> int:
     from neuromorph.checkpoint import CHECKPOINT_NAME
     from neuromorph.data import dataset_info
+    from neuromorph.devices import set_threads
     from neuromorph.plots import plot_training_curves
     from neuromorph.report import EPOCH_HEADERS, epoch_row, format_number, format_table
     from neuromorph.training import METRICS_NAME, TrainConfig, train
-
-    from neuromorph.devices import set_threads
 
     set_threads(args.threads)
     info = dataset_info(args.dataset)
