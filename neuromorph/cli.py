@@ -214,6 +214,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print("  ".join(f"{k} {format_number(v)}" for k, v in row.items()), file=log, flush=True)
 
     result = train(spec, config, out_dir=args.out, progress=not args.quiet, on_epoch=on_epoch, resume=args.resume)
+    if not is_main_process():  # under torchrun, rank 0 alone writes and prints
+        return 0
     title = f"{result.model.spec.name} on {config.dataset}, penalty {config.penalty}"
     plot_training_curves(result.history, Path(args.out) / "training.png", title=title)
     table = format_table(EPOCH_HEADERS, [epoch_row(r) for r in result.history], title=f"\n{title}")

@@ -18,6 +18,7 @@ import torch
 from torch.nn import functional as F
 
 from hw_models.opcount import spike_counts, synaptic_operations
+from neuromorph import distributed
 from neuromorph.checkpoint import CHECKPOINT_NAME, Checkpoint, load_checkpoint, save_checkpoint
 from neuromorph.config import TrainConfig
 from neuromorph.data import Split, iterate_batches, load_split
@@ -136,13 +137,14 @@ def train(
     gradients): the readout's voltage bound is calibrated once on a training batch and stored in
     ``spec.fixed_point``, so that the checkpoint exports to exactly the network that was trained.
     """
-    device = resolve_device(config.device)
-    out = Path(out_dir) if out_dir is not None else None
+    ranks, device = distributed.context(resolve_device(config.device))
+    out = Path(out_dir) if out_dir is not None and ranks.main else None  # rank 0 alone writes
+    resume_from = Path(out_dir) if out_dir is not None else None
     start_epoch, history, optimizer_state = 0, [], None
     if resume:
-        if out is None or not (out / CHECKPOINT_NAME).is_file():
-            raise NeuromorphError(f"nothing to resume: no {CHECKPOINT_NAME} in {str(out)!r}")
-        ckpt = load_checkpoint(out / CHECKPOINT_NAME)
+        if resume_from is None or not (resume_from / CHECKPOINT_NAME).is_file():
+            raise NeuromorphError(f"nothing to resume: no {CHECKPOINT_NAME} in {str(resume_from)!r}")
+        ckpt = load_checkpoint(resume_from / CHECKPOINT_NAME)
         spec = ckpt.spec
         config = replace(ckpt.config, epochs=config.epochs, device=config.device)
         model = ckpt.build_model()
@@ -173,6 +175,8 @@ def train(
         optimizer.load_state_dict(optimizer_state)
     penalty_fn = build_penalty(config.penalty, model, config.device_profile)
 
+    step_model = ranks.wrap(model, device)  # DDP across ranks (gradients averaged), the model itself alone
+    progress = progress and ranks.main
     for epoch in range(start_epoch, config.epochs):
         lam = lambda_at(config.lam, config.lam_schedule, epoch, config.ramp_epochs)
         started = time.perf_counter()
@@ -188,7 +192,11 @@ def train(
         bar = progress_bar(batches, total=math.ceil(len(train_split) / config.batch_size),
                    desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False)
         for index, (images, labels) in enumerate(bar):
-            result = model(encode(images, spec, noise))
+            # the global batch is encoded (Poisson noise drawn) as one process would, then shared among the ranks
+            x, labels = encode(images, spec, noise), labels
+            if ranks.active:
+                x, labels = x[:, ranks.rank :: ranks.world], labels[ranks.rank :: ranks.world]
+            result = step_model(x)
             task = F.cross_entropy(result.logits, labels)
             omega = penalty_fn(result.spikes, model.fan_outs, config.power).mean() if result.spikes else task * 0
             loss = task + lam * omega if lam > 0 else task
@@ -206,7 +214,8 @@ def train(
                     raise NeuromorphError(f"training diverged in epoch {epoch + 1}: loss is {sums['loss']}")
                 bar.set_postfix(loss=f"{sums['loss'] / seen:.3f}", acc=f"{sums['correct'] / seen:.3f}",
                                 refresh=False)
-        sums = dict(zip(sums, totals.tolist(), strict=True))
+        seen = int(ranks.sum(torch.tensor([seen], dtype=torch.float64, device=device)).item())
+        sums = dict(zip(sums, ranks.sum(totals).tolist(), strict=True))
         if not math.isfinite(sums["loss"]):
             raise NeuromorphError(f"training diverged in epoch {epoch + 1}: loss is {sums['loss']}")
         train_seconds = time.perf_counter() - started
@@ -230,7 +239,7 @@ def train(
         history.append(record)
         if out is not None:
             _save(out, model, spec, config, epoch + 1, optimizer, history)
-        if on_epoch is not None:
+        if on_epoch is not None and ranks.main:
             on_epoch(record)
     return TrainResult(model=model, history=history, out_dir=out)
 
