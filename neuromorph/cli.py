@@ -199,6 +199,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from neuromorph.checkpoint import CHECKPOINT_NAME
     from neuromorph.data import dataset_info
     from neuromorph.devices import set_threads
+    from neuromorph.distributed import is_main_process
     from neuromorph.plots import plot_training_curves
     from neuromorph.report import EPOCH_HEADERS, epoch_row, format_number, format_table
     from neuromorph.training import METRICS_NAME, TrainConfig, train
