@@ -72,6 +72,8 @@ class TrainConfig:
             raise NeuromorphError(f"initial firing rate must be in [0, 1), got {self.init_rate}")
         if not (math.isfinite(self.power) and self.power > 0):
             raise NeuromorphError(f"penalty power p must be positive, got {self.power}")
+        if not 0 <= self.seed < 2**63:  # what torch.manual_seed and torch.Generator take
+            raise NeuromorphError(f"seed must be an integer in [0, 2**63 - 1], got {self.seed}")
 
     def _check_types(self) -> None:
         """Each setting of the type its annotation says (paths become strings, whole numbers of floats floats)."""

@@ -16,9 +16,14 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise NeuromorphError("device 'cuda' requested but no CUDA GPU is available")
     try:
-        return torch.device(name)
+        device = torch.device(name)
     except RuntimeError:
         raise NeuromorphError(f"unknown device {name!r}; use cpu, cuda or auto") from None
+    if device.type not in ("cpu", "cuda"):  # mps, meta, xpu, ...: not computed on here
+        raise NeuromorphError(f"device {name!r} is not supported; use cpu, cuda[:N] or auto")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise NeuromorphError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    return device
 
 
 def default_threads() -> int:

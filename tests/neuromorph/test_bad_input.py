@@ -116,3 +116,14 @@ def test_write_paths_fail_cleanly_and_leave_nothing(tmp_path, target):
         atomic_write(path, lambda handle: handle.write(b"data"))
     assert "\n" not in str(error.value)
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize("flags", [["--seed", str(2**64)], ["--seed", "-1"], ["--device", "mps"],
+                                   ["--device", "meta"], ["--device", "cuda:7"]])
+def test_bad_seed_and_device_flags_are_one_line(flags, tmp_path, capsys):
+    from neuromorph.cli import main
+
+    code = main(["train", "--out", str(tmp_path / "run"), "--epochs", "1", *flags])
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
