@@ -200,7 +200,8 @@ def energy_report(
     mappings = {name: map_cores(model.spec, limits) for name, limits in CORE_LIMITS.items()}
     estimates = [estimate_energy(model.spec, counts, p, mappings.get(p.cores) if p.cores else None) for p in chosen]
     used = {p.name: p for p in chosen}
-    for e in estimates:
-        used.setdefault(e.ann.profile, PROFILES[e.ann.profile])
+    for e in estimates:  # the ANN's own profile: a user profile prices its ANN itself (already in `used`)
+        if e.ann.profile not in used:
+            used[e.ann.profile] = PROFILES[e.ann.profile]
     return EnergyReport(model_name=model.spec.name, dataset=dataset, counts=counts, estimates=estimates,
                         mappings=mappings, profiles=used, checkpoint=checkpoint, versions=tool_versions())

@@ -127,3 +127,16 @@ def test_bad_seed_and_device_flags_are_one_line(flags, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code != 0 and len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_a_valid_profile_that_prices_its_own_ann_gets_its_report(tmp_path):
+    """A user profile on a clock-driven base (no ann_reference: its ANN is priced on itself) used to end in a
+    KeyError in the energy report."""
+    from hw_models.energy_report import energy_report
+    from neuromorph.spec import mlp_spec
+    from tests.helpers import synthetic_split
+
+    (tmp_path / "mine.toml").write_text('name = "my-cpu"\nbase = "cpu"\n')
+    model = build_model(mlp_spec(input_shape=(1, 8, 8), hidden=(8,), num_classes=4, time_steps=3))
+    report = energy_report(model, profiles=[str(tmp_path / "mine.toml")], split=synthetic_split(8))
+    assert report.estimates[0].ann.profile == "my-cpu" and "my-cpu" in report.profiles
