@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -147,6 +148,9 @@ def compiled_extension():
     40 s; ``make venv`` builds them) and loaded from its cache after; None where no compiler is available."""
     if not _EXTENSION:
         logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # "No CUDA runtime is found"
+        tools = os.path.dirname(sys.executable)  # the environment's own ninja (requirements/base.txt)
+        if tools not in os.environ.get("PATH", "").split(os.pathsep):
+            os.environ["PATH"] = os.pathsep.join(filter(None, [tools, os.environ.get("PATH")]))
         try:
             from torch.utils.cpp_extension import load
 
@@ -329,8 +333,6 @@ def describe(cell, device: torch.device | str = "cpu") -> str:
 def main(argv: list[str] | None = None) -> int:
     """``python -m neuromorph.neurons build``: build the compiled kernels now (``make venv`` does), and say which
     backend a CPU population gets."""
-    import sys
-
     args = sys.argv[1:] if argv is None else argv
     if args != ["build"]:
         print("usage: python -m neuromorph.neurons build", file=sys.stderr)
