@@ -29,6 +29,7 @@ turns the kernels off (the reference), and :func:`describe` says what runs.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import sys
@@ -156,12 +157,19 @@ def compiled_extension():
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                _EXTENSION["module"] = load("neuromorph_neurons", [str(SOURCE)], extra_cflags=CFLAGS, verbose=False)
+                _EXTENSION["module"] = load(_extension_name(), [str(SOURCE)], extra_cflags=CFLAGS, verbose=False)
         except Exception as error:  # no compiler, no headers, a failed build: fall back to pure torch, and say why
             _EXTENSION["module"] = None
             lines = str(error).strip().splitlines()
             _EXTENSION["error"] = f"{type(error).__name__}: {lines[-1] if lines else ''}"
     return _EXTENSION["module"]
+
+
+def _extension_name() -> str:
+    """The build's name, from the source and flags: checkouts with the same kernels share one build, and a changed
+    kernel never loads an old one (torch's loader keys its cache folder by this name)."""
+    digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(CFLAGS).encode()).hexdigest()[:12]
+    return f"neuromorph_neurons_{digest}"
 
 
 def build_error() -> str | None:
