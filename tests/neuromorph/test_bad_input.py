@@ -140,3 +140,28 @@ def test_a_valid_profile_that_prices_its_own_ann_gets_its_report(tmp_path):
     model = build_model(mlp_spec(input_shape=(1, 8, 8), hidden=(8,), num_classes=4, time_steps=3))
     report = energy_report(model, profiles=[str(tmp_path / "mine.toml")], split=synthetic_split(8))
     assert report.estimates[0].ann.profile == "my-cpu" and "my-cpu" in report.profiles
+
+
+def test_a_closed_pipe_on_stdout_ends_quietly(tiny_mlp_spec, tmp_path, monkeypatch, capsys):
+    """`neuromorph info RUN | head -1`: the reader goes away early; no BrokenPipeError traceback, the usual exit
+    code of a closed pipe. The pipe is made to close on the first write, so the test does not race the reader."""
+    import io
+
+    from neuromorph import cli
+
+    class ClosedPipe(io.TextIOBase):
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def fileno(self):
+            raise io.UnsupportedOperation("no file descriptor")
+
+    path = _checkpoint(tiny_mlp_spec, tmp_path)
+    monkeypatch.setattr("sys.stdout", ClosedPipe())
+    code = cli.main(["info", str(path)])
+    monkeypatch.undo()
+    assert code == cli.EXIT_BROKEN_PIPE != 0
+    assert "Traceback" not in capsys.readouterr().err
