@@ -33,9 +33,12 @@ class Context:
         """Whether this process writes files and prints (rank 0)."""
         return self.rank == 0
 
-    def shard(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """This rank's rows of a global batch: every ``world``-th one, starting at ``rank``."""
-        return tensors if not self.active else tuple(t[self.rank :: self.world] for t in tensors)
+    def share(self, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """This rank's samples of an encoded global batch (``x`` time-major ``[T, B, ...]``, ``labels`` ``[B]``):
+        every ``world``-th one, starting at ``rank``."""
+        if not self.active:
+            return x, labels
+        return x[:, self.rank :: self.world], labels[self.rank :: self.world]
 
     def sum(self, tensor: torch.Tensor) -> torch.Tensor:
         """The sum of ``tensor`` over all ranks (in place; unchanged in one process)."""

@@ -41,6 +41,14 @@ METRICS_NAME = "metrics.json"
 SYNC_EVERY = 20  # batches between reads of the running sums (each read waits for the device)
 
 
+def _read_totals(totals: torch.Tensor, epoch: int) -> dict[str, float]:
+    """The epoch's running sums read back from the device (the one host synchronisation), refused if diverged."""
+    values = totals.tolist()
+    if not math.isfinite(values[0]):
+        raise NeuromorphError(f"training diverged in epoch {epoch + 1}: loss is {values[0]}")
+    return dict(zip(("loss", "task", "penalty", "correct", "seen"), values, strict=True))
+
+
 def _generator(seed: int, epoch: int, stream: int) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 1_000_003 + epoch) * 7 + stream)
 
@@ -185,17 +193,14 @@ def train(
         noise = _generator(config.seed, epoch, stream=1)
         # Running sums stay on the device (loss, task loss, penalty, correct), read back every SYNC_EVERY batches:
         # no host synchronisation per batch. A non-finite loss is caught at that read, before the epoch's checkpoint.
-        totals = torch.zeros(4, dtype=torch.float64, device=device)
-        sums = {"loss": 0.0, "task": 0.0, "penalty": 0.0, "correct": 0}
-        seen = 0
+        totals = torch.zeros(5, dtype=torch.float64, device=device)  # loss, task, penalty, correct, samples
+
         batches = iterate_batches(train_split, config.batch_size, shuffle=True, generator=shuffle, device=device)
         bar = progress_bar(batches, total=math.ceil(len(train_split) / config.batch_size),
                    desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False)
         for index, (images, labels) in enumerate(bar):
             # the global batch is encoded (Poisson noise drawn) as one process would, then shared among the ranks
-            x, labels = encode(images, spec, noise), labels
-            if ranks.active:
-                x, labels = x[:, ranks.rank :: ranks.world], labels[ranks.rank :: ranks.world]
+            x, labels = ranks.share(encode(images, spec, noise), labels)
             result = step_model(x)
             task = F.cross_entropy(result.logits, labels)
             omega = penalty_fn(result.spikes, model.fan_outs, config.power).mean() if result.spikes else task * 0
@@ -204,20 +209,16 @@ def train(
             loss.backward()
             optimizer.step()
             batch = labels.shape[0]
-            seen += batch
             totals += torch.stack([loss.detach().double() * batch, task.detach().double() * batch,
                                    omega.detach().double() * batch,
-                                   (result.logits.argmax(dim=1) == labels).sum().double()])
+                                   (result.logits.argmax(dim=1) == labels).sum().double(),
+                                   torch.tensor(float(batch), dtype=torch.float64, device=device)])
             if (index + 1) % SYNC_EVERY == 0:
-                sums = dict(zip(sums, totals.tolist(), strict=True))
-                if not math.isfinite(sums["loss"]):
-                    raise NeuromorphError(f"training diverged in epoch {epoch + 1}: loss is {sums['loss']}")
-                bar.set_postfix(loss=f"{sums['loss'] / seen:.3f}", acc=f"{sums['correct'] / seen:.3f}",
-                                refresh=False)
-        seen = int(ranks.sum(torch.tensor([seen], dtype=torch.float64, device=device)).item())
-        sums = dict(zip(sums, ranks.sum(totals).tolist(), strict=True))
-        if not math.isfinite(sums["loss"]):
-            raise NeuromorphError(f"training diverged in epoch {epoch + 1}: loss is {sums['loss']}")
+                sums = _read_totals(totals, epoch)
+                bar.set_postfix(loss=f"{sums['loss'] / sums['seen']:.3f}",
+                                acc=f"{sums['correct'] / sums['seen']:.3f}", refresh=False)
+        sums = _read_totals(ranks.sum(totals), epoch)
+        seen = int(sums["seen"])
         train_seconds = time.perf_counter() - started
         test = evaluate(model, test_split, batch_size=max(256, config.batch_size), device=device, seed=config.seed)
         record = {
