@@ -228,9 +228,12 @@ def to_nir(model, description: str = ""):
 
 
 def nir_bytes(graph) -> bytes:
-    """The HDF5 bytes ``nir.write`` produces for ``graph``."""
+    """The HDF5 bytes ``nir.write`` produces for ``graph``, with its checksum in the metadata (export.nir_checks)."""
     import nir
 
+    from export.nir_checks import CHECKSUM_KEY, graph_checksum
+
+    graph.metadata = {**(graph.metadata or {}), CHECKSUM_KEY: graph_checksum(graph)}
     buffer = io.BytesIO()
     nir.write(buffer, graph)
     return buffer.getvalue()

@@ -16,7 +16,6 @@ this project writes, and is then not applied at all, so that weights are carried
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from export.nir_checks import check_graph, metadata_number, metadata_text, recorded_spec
 from neuromorph.errors import NeuromorphError
 from neuromorph.spec import Conv, Dense, Flatten, ModelSpec, NeuronSpec, Pool, ReadoutSpec
 from neuromorph.structure import HIDDEN, READOUT, blocks
@@ -101,8 +101,14 @@ def _read_linear(name: str, node: Any, ctx: _Context) -> _Layer:
     if ctx.shape != (weight.shape[1],):
         raise NeuromorphError(f"NIR node {name!r}: weight takes {weight.shape[1]} inputs, but its input has shape "
                               f"{ctx.shape}")
+    _check_bias(name, bias, weight.shape[0])
     has_bias = bias is not None and bool(np.any(bias != 0))
     return _layer_step(name, Dense(int(weight.shape[0]), bias=has_bias), ctx, weight, bias if has_bias else None)
+
+
+def _check_bias(name: str, bias: np.ndarray | None, outputs: int) -> None:
+    if bias is not None and bias.shape != (outputs,):
+        raise NeuromorphError(f"NIR node {name!r}: bias has shape {bias.shape}, expected ({outputs},): one per output")
 
 
 def _pair(name: str, what: str, value: Any) -> int:
@@ -134,6 +140,7 @@ def _read_conv2d(name: str, node: Any, ctx: _Context) -> _Layer:
             raise NeuromorphError(f"NIR node {name!r}: padding {padding!r} is not supported here")
     padding = _pair(name, "padding", padding)
     bias = np.asarray(node.bias, dtype=np.float32) if getattr(node, "bias", None) is not None else None
+    _check_bias(name, bias, weight.shape[0])
     has_bias = bias is not None and bool(np.any(bias != 0))
     layer = Conv(int(weight.shape[0]), kernel, stride=stride, padding=padding, bias=has_bias)
     return _layer_step(name, layer, ctx, weight, bias if has_bias else None)
@@ -253,18 +260,6 @@ def _chain(graph: Any) -> list[str]:
     return chain
 
 
-def _metadata_spec(graph: Any) -> dict[str, Any] | None:
-    text = (graph.metadata or {}).get("neuromorph_spec")
-    if text is None:
-        return None
-    if isinstance(text, bytes | np.bytes_):
-        text = bytes(text).decode("utf-8")
-    try:
-        return json.loads(str(text))
-    except json.JSONDecodeError:
-        return None
-
-
 def _prefer_exact(derived: dict[str, Any], recorded: dict[str, Any] | None) -> dict[str, Any]:
     """Take the recorded (float64) value where it agrees with the graph's (float32) one."""
     if not recorded:
@@ -280,16 +275,18 @@ def _prefer_exact(derived: dict[str, Any], recorded: dict[str, Any] | None) -> d
 def spec_and_weights_from_nir(graph: Any, dt_s: float | None = None,
                               time_steps: int | None = None) -> tuple[ModelSpec, list[tuple[np.ndarray, Any]]]:
     """The :class:`ModelSpec` of a NIR graph and the weights ``(weight, bias)`` of each synaptic layer."""
+    check_graph(graph)
     meta = graph.metadata or {}
     if dt_s is None:
-        if "dt_s" not in meta:
+        dt_s = metadata_number(meta, "dt_s")
+        if dt_s is None:
             raise NeuromorphError("the NIR graph records no time step (metadata dt_s): give dt_s explicitly")
-        dt_s = float(np.asarray(meta["dt_s"]))
-    unit = meta.get("time_unit", "s")
-    unit = bytes(unit).decode() if isinstance(unit, bytes | np.bytes_) else str(unit)
+    elif isinstance(dt_s, bool) or not isinstance(dt_s, int | float) or not (math.isfinite(dt_s) and dt_s > 0):
+        raise NeuromorphError(f"the time step dt must be a positive number of seconds, got {dt_s!r}")
+    unit = metadata_text(meta, "time_unit") or "s"
     if unit != "s":
         raise NeuromorphError(f"the NIR graph's time unit is {unit!r}; only seconds ('s') are supported")
-    recorded = _metadata_spec(graph)
+    recorded = recorded_spec(meta)
     chain = _chain(graph)
     input_node = graph.nodes[chain[0]]
     ctx = _Context(dt_s=dt_s, shape=_shape_of(input_node.input_type["input"]))
@@ -310,7 +307,8 @@ def spec_and_weights_from_nir(graph: Any, dt_s: float | None = None,
         "input_shape": list(_shape_of(input_node.input_type["input"])),
         "layers": [step.layer.to_dict() for step in layer_steps],
         "num_classes": math.prod(ctx.shape),
-        "time_steps": int(time_steps or (recorded or {}).get("time_steps") or 16),
+        "time_steps": int(time_steps or metadata_number(meta, "time_steps", integer=True)
+                          or (recorded or {}).get("time_steps") or 16),
         "dt_s": dt_s,
         **extra,
     })

@@ -195,7 +195,7 @@ def energy_report(
     named = split is None
     if named:
         split = load_split(dataset, train=False, root=data_root, limit=samples)
-    check_images(split, model.spec, dataset if named else None)
+    split = check_images(split, model.spec, dataset if named else None)
     counts = measure_activity(model, split, samples, batch_size, resolve_device(device), seed, progress)
     mappings = {name: map_cores(model.spec, limits) for name, limits in CORE_LIMITS.items()}
     estimates = [estimate_energy(model.spec, counts, p, mappings.get(p.cores) if p.cores else None) for p in chosen]

@@ -81,20 +81,61 @@ def _first_line(error: BaseException, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _torchvision_split(cls_name: str) -> Callable[[Path, bool, bool], Split]:
-    def load(root: Path, train: bool, download: bool) -> Split:
-        import torchvision
+# torchvision's raw file names: (images, labels) of each split, under ROOT/<torchvision class name>/raw
+IDX_FILES = {True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+             False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 
-        cls = getattr(torchvision.datasets, cls_name)
-        try:
-            with contextlib.redirect_stdout(sys.stderr):  # torchvision prints its download attempts
-                dataset = cls(str(root), train=train, download=download)
-        except RuntimeError as error:
-            hint = "" if download else " (downloading is off for this root)"
-            raise NeuromorphError(f"{cls_name} not found under {str(root)!r}{hint}: {_first_line(error)}") from None
-        except OSError as error:
-            raise NeuromorphError(f"could not download {cls_name} into {str(root)!r}: {_first_line(error)}") from None
-        return Split(dataset.data.unsqueeze(1).clone(), dataset.targets.clone().long())
+
+def read_idx(path: Path, ndim: int) -> np.ndarray:
+    """An uint8 IDX file (MNIST's format: 0, 0, type 0x08, ndim, big-endian int32 sizes, then the bytes), checked:
+    a truncated, padded or foreign file is refused with one line naming it."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise NeuromorphError(f"dataset file {str(path)!r} cannot be read: {error.strerror or error}") from None
+    header = 4 + 4 * ndim
+    if len(data) < header or data[:3] != b"\x00\x00\x08" or data[3] != ndim:
+        raise NeuromorphError(f"dataset file {str(path)!r} is not a {ndim}-D uint8 IDX file (bad header)")
+    sizes = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    expected = header + int(np.prod(sizes, dtype=np.int64))
+    if len(data) != expected:
+        raise NeuromorphError(f"dataset file {str(path)!r} is {'truncated' if len(data) < expected else 'too long'}: "
+                              f"{len(data)} bytes, its header {sizes} says {expected}")
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(sizes)
+
+
+def read_idx_split(folder: Path, train: bool, num_classes: int) -> Split:
+    """One split from the IDX files in ``folder`` (images ``[N, 28, 28]``, labels ``[N]``), checked together."""
+    image_path, label_path = (folder / name for name in IDX_FILES[train])
+    images, labels = read_idx(image_path, 3), read_idx(label_path, 1)
+    if len(images) != len(labels):
+        raise NeuromorphError(f"dataset files in {str(folder)!r} disagree: {len(images)} images, {len(labels)} labels")
+    if len(labels) and int(labels.max()) >= num_classes:
+        raise NeuromorphError(f"dataset file {str(label_path)!r} has label {int(labels.max())}; the dataset has "
+                              f"classes 0 to {num_classes - 1}")
+    return Split(torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64)))
+
+
+def _torchvision_split(cls_name: str, num_classes: int = 10) -> Callable[[Path, bool, bool], Split]:
+    """Read torchvision's layout (ROOT/<cls_name>/raw) with :func:`read_idx_split`; download with torchvision
+    first when the files are missing and downloading is allowed."""
+
+    def load(root: Path, train: bool, download: bool) -> Split:
+        folder = root / cls_name / "raw"
+        missing = [name for name in IDX_FILES[train] if not (folder / name).is_file()]
+        if missing and download:
+            import torchvision
+
+            try:
+                with contextlib.redirect_stdout(sys.stderr):  # torchvision prints its download attempts
+                    getattr(torchvision.datasets, cls_name)(str(root), train=train, download=True)
+            except (RuntimeError, OSError, ValueError) as error:
+                raise NeuromorphError(f"could not download {cls_name} into {str(root)!r}: "
+                                      f"{_first_line(error)}") from None
+        elif missing:
+            raise NeuromorphError(f"{cls_name} not found under {str(root)!r} (downloading is off for this root): "
+                                  f"no {', '.join(missing)} in {str(folder)!r}")
+        return read_idx_split(folder, train, num_classes)
 
     return load
 
@@ -118,6 +159,10 @@ def read_cifar10(folder: Path, train: bool) -> Split:
             batch_labels = batch.get(b"labels", batch.get(b"fine_labels"))
             if data.ndim != 2 or data.shape[1] != 3072 or batch_labels is None or len(batch_labels) != len(data):
                 raise ValueError("unexpected layout")
+            batch_labels = np.asarray(batch_labels)
+            if batch_labels.dtype.kind not in "iu" or (
+                    len(batch_labels) and not 0 <= batch_labels.min() <= batch_labels.max() < 10):
+                raise ValueError("labels must be integers 0 to 9")
         except Exception as error:  # noqa: BLE001 - any failure means a corrupt or foreign file
             raise NeuromorphError(f"CIFAR-10 file {str(path)!r} is corrupt or not a CIFAR-10 batch ({error})") from None
         images.append(torch.from_numpy(data.reshape(-1, 3, 32, 32).copy()))
@@ -155,8 +200,8 @@ class DatasetInfo:
 DATASETS: dict[str, DatasetInfo] = {
     d.name: d
     for d in (
-        DatasetInfo("mnist", (1, 28, 28), 10, _torchvision_split("MNIST")),
-        DatasetInfo("fashion-mnist", (1, 28, 28), 10, _torchvision_split("FashionMNIST")),
+        DatasetInfo("mnist", (1, 28, 28), 10, _torchvision_split("MNIST", 10)),
+        DatasetInfo("fashion-mnist", (1, 28, 28), 10, _torchvision_split("FashionMNIST", 10)),
         DatasetInfo("cifar10", (3, 32, 32), 10, _cifar10_split),
     )
 }

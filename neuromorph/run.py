@@ -8,6 +8,7 @@ encoded as the model's encoder does, with the run's seed: ``(x [T, N, ...], labe
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -25,25 +26,32 @@ if TYPE_CHECKING:
     from neuromorph.models import SpikingNet
 
 
-def check_images(data: Split | torch.Tensor, spec: ModelSpec, dataset: str | None = None) -> None:
-    """Refuse data the model cannot take: images ``[N, C, H, W]`` of another shape than ``spec.input_shape`` or,
-    for a split, labels outside ``0 .. num_classes - 1``. ``dataset`` names the data in the error."""
+def check_images(data: Split | torch.Tensor, spec: ModelSpec, dataset: str | None = None) -> Split | torch.Tensor:
+    """``data`` as the model takes it, or refused: images ``[N, C, H, W]`` of another shape than
+    ``spec.input_shape`` or, for a split, labels outside ``0 .. num_classes - 1``. ``dataset`` names the data in
+    the error. A model with a flat input (``input_shape`` ``(784,)``, as snnTorch and Norse export MLPs) gets the
+    images flattened in C, H, W order when their sizes agree."""
     images = data.images if isinstance(data, Split) else data
     shape = tuple(images.shape[1:])
     if shape != tuple(spec.input_shape):
-        raise NeuromorphError(f"{dataset + ' ' if dataset else ''}images are {shape}, the model takes "
-                              f"{spec.input_shape}: use the data it expects")
-    if isinstance(data, Split) and len(data) and int(data.labels.max()) >= spec.num_classes:
-        raise NeuromorphError(f"{dataset or 'the data'} has labels up to {int(data.labels.max())}, the model has "
-                              f"{spec.num_classes} classes")
+        if len(spec.input_shape) == 1 and math.prod(shape) == spec.input_shape[0]:
+            images = images.reshape(images.shape[0], *spec.input_shape)
+            data = Split(images, data.labels) if isinstance(data, Split) else images
+        else:
+            raise NeuromorphError(f"{dataset + ' ' if dataset else ''}images are {shape}, the model takes "
+                                  f"{spec.input_shape}: use the data it expects")
+    if isinstance(data, Split) and len(data) and (int(data.labels.max()) >= spec.num_classes
+                                                  or int(data.labels.min()) < 0):
+        raise NeuromorphError(f"{dataset or 'the data'} has labels from {int(data.labels.min())} to "
+                              f"{int(data.labels.max())}, the model has classes 0 to {spec.num_classes - 1}")
+    return data
 
 
 def load_test_split(spec: ModelSpec, dataset: str, limit: int | None = None,
                     data_root: str | os.PathLike | None = None) -> Split:
     """The first ``limit`` test samples of ``dataset`` (all when None), checked against ``spec``."""
     split = load_split(dataset, train=False, root=data_root, limit=limit)
-    check_images(split, spec, dataset)
-    return split
+    return check_images(split, spec, dataset)
 
 
 def encode_split(split: Split, spec: ModelSpec, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -170,8 +170,8 @@ def train(
         train_split = load_split(config.dataset, train=True, root=config.data_root, limit=config.train_limit)
     if loaded_test:
         test_split = load_split(config.dataset, train=False, root=config.data_root, limit=config.test_limit)
-    check_images(train_split, spec, config.dataset if loaded_train else None)
-    check_images(test_split, spec, config.dataset if loaded_test else None)
+    train_split = check_images(train_split, spec, config.dataset if loaded_train else None)
+    test_split = check_images(test_split, spec, config.dataset if loaded_test else None)
     if not resume and config.init_rate > 0 and config.init_from is None:
         images, _ = next(iterate_batches(train_split, min(len(train_split), 256), device=device))
         calibrate_firing(model, encode(images, spec, _generator(config.seed, 0, stream=3)), config.init_rate)

@@ -13,6 +13,7 @@ from neuromorph.encoders import encode
 from neuromorph.errors import NeuromorphError
 from neuromorph.models import build_model
 from neuromorph.run import check_images, open_run
+from neuromorph.spec import ModelSpec
 from neuromorph.spec import EncoderSpec, mlp_spec
 from tests.helpers import synthetic_split, write_cifar_batches
 
@@ -55,8 +56,25 @@ def test_check_images_shape_and_labels(tiny_mlp_spec):
     check_images(torch.zeros(2, 1, 8, 8), tiny_mlp_spec)  # images alone: the shape only
     with pytest.raises(NeuromorphError, match=r"^images are \(1, 9, 9\), the model takes \(1, 8, 8\)"):
         check_images(synthetic_split(8, shape=(1, 9, 9)), tiny_mlp_spec)
-    with pytest.raises(NeuromorphError, match="fashion-mnist has labels up to 5, the model has 4 classes"):
+    with pytest.raises(NeuromorphError, match="fashion-mnist has labels from 0 to 5, the model has classes 0 to 3"):
         check_images(synthetic_split(8, classes=6), tiny_mlp_spec, "fashion-mnist")
+    negative = synthetic_split(8)
+    negative.labels[3] = -1
+    with pytest.raises(NeuromorphError, match="labels from -1 to"):
+        check_images(negative, tiny_mlp_spec)
+
+
+def test_a_flat_input_model_takes_the_images_flattened(tiny_mlp_spec):
+    """A model whose input is a vector (as snnTorch and Norse export MLPs) gets the images in C, H, W order."""
+    flat = ModelSpec.from_dict({**tiny_mlp_spec.to_dict(), "input_shape": [64],
+                                "layers": [layer for layer in tiny_mlp_spec.to_dict()["layers"]
+                                           if layer["type"] != "flatten"]})
+    split = synthetic_split(8)
+    fitted = check_images(split, flat)
+    assert fitted.images.shape == (8, 64) and torch.equal(fitted.images, split.images.reshape(8, 64))
+    assert torch.equal(fitted.labels, split.labels)
+    with pytest.raises(NeuromorphError, match="the model takes"):
+        check_images(synthetic_split(8, shape=(1, 9, 9)), flat)
 
 
 def test_every_path_to_data_uses_the_one_check(tiny_mlp_spec, cifar_run):
@@ -72,7 +90,7 @@ def test_every_path_to_data_uses_the_one_check(tiny_mlp_spec, cifar_run):
     with pytest.raises(NeuromorphError) as priced:
         energy_report(build_model(tiny_mlp_spec), profiles=["loihi1"], split=wrong)
     assert str(trained.value) == str(priced.value) == expected
-    with pytest.raises(NeuromorphError, match="labels up to 5"):
+    with pytest.raises(NeuromorphError, match="labels from 0 to 5"):
         energy_report(build_model(tiny_mlp_spec), profiles=["loihi1"], split=synthetic_split(8, classes=6))
     with pytest.raises(NeuromorphError, match=r"^cifar10 images are \(3, 32, 32\), the model takes \(1, 8, 8\)"):
         load_samples(tiny_mlp_spec, "cifar10", 2, cifar_run / "data")
