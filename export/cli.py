@@ -14,6 +14,8 @@ from neuromorph.command_line import (
     add_json_argument,
     emit,
     log_stream,
+    output_checkpoint,
+    output_file,
     positive_int,
 )
 from neuromorph.errors import NeuromorphError
@@ -37,14 +39,15 @@ def add_parser(subparsers) -> None:
         formatter_class=HelpFormatter)
     parser.add_argument("checkpoint", help="checkpoint file or training output folder")
     parser.add_argument("--format", choices=FORMATS, required=True, help="output format")
-    parser.add_argument("--out", required=True, metavar="FILE", help="file to write")
+    parser.add_argument("--out", required=True, type=output_file, metavar="FILE", help="file to write")
     parser.add_argument("--samples", type=int, default=16, metavar="N",
                         help="netx: test samples for the report's fixed-point vs float comparison (0 = none)")
     add_data_arguments(parser)
     parser.add_argument("--lava-check", type=int, default=0, metavar="N",
                         help="netx: also run the written file in Lava on N of the samples and check that the numpy "
                              "reference gives exactly Lava's spikes (about 10 s each)")
-    parser.add_argument("--report", metavar="FILE", help="netx: also write the quantization report as JSON")
+    parser.add_argument("--report", type=output_file, metavar="FILE",
+                        help="netx: also write the quantization report as JSON")
     add_json_argument(parser, "the netx quantization report")
     parser.set_defaults(handler=run_export)
 
@@ -57,7 +60,7 @@ def add_parser(subparsers) -> None:
                     "`neuromorph export --format nir` carry their time step and step count; for others give --dt "
                     "(and --time-steps).", formatter_class=HelpFormatter)
     imports.add_argument("graph", metavar="FILE.nir", help="NIR file to read")
-    imports.add_argument("--out", required=True, metavar="DIR",
+    imports.add_argument("--out", required=True, type=output_checkpoint, metavar="DIR",
                          help=f"folder for {CHECKPOINT_NAME} (or a file name ending in .pt)")
     imports.add_argument("--dt", type=float, metavar="SECONDS",
                          help="simulation time step (default: the graph's metadata dt_s; required without it)")

@@ -13,6 +13,7 @@ from neuromorph.command_line import (
     add_data_arguments,
     add_json_argument,
     emit,
+    output_folder,
     parameter_default,
     positive_int,
 )
@@ -48,7 +49,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--device-profile", action="append", dest="profiles", metavar="NAME|FILE",
                         help="device profile for the energy comparison; repeat for several "
                              f"(default: {' and '.join(DEFAULT_PROFILES)})")
-    parser.add_argument("--out", metavar="DIR", help="also write DIR/parity.json and DIR/parity_raster.png")
+    parser.add_argument("--out", type=output_folder, metavar="DIR",
+                        help="also write DIR/parity.json and DIR/parity_raster.png")
     add_json_argument(parser, "the parity report")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)

@@ -7,7 +7,14 @@ from __future__ import annotations
 
 import argparse
 
-from neuromorph.command_line import HelpFormatter, add_data_arguments, add_json_argument, emit, positive_int
+from neuromorph.command_line import (
+    HelpFormatter,
+    add_data_arguments,
+    add_json_argument,
+    emit,
+    output_folder,
+    positive_int,
+)
 
 
 def add_parser(subparsers) -> None:
@@ -27,7 +34,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--device", default="cpu", help="where to run the model: cpu, cuda or auto")
     parser.add_argument("--seed", type=int, default=0, help="seed of the Poisson encoder's noise")
     add_json_argument(parser, "the report")
-    parser.add_argument("--out", metavar="DIR", help="also write DIR/energy.json and DIR/energy.png")
+    parser.add_argument("--out", type=output_folder, metavar="DIR",
+                        help="also write DIR/energy.json and DIR/energy.png")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)
 

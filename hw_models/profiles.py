@@ -45,8 +45,9 @@ class Constant:
     kind: str
 
     def __post_init__(self) -> None:
-        if isinstance(self.value, bool) or not isinstance(self.value, int | float) or not math.isfinite(self.value):
-            raise NeuromorphError(f"a constant must be a finite number, got {self.value!r}")
+        if (isinstance(self.value, bool) or not isinstance(self.value, int | float)
+                or (isinstance(self.value, int) and abs(self.value) > 1e300) or not math.isfinite(self.value)):
+            raise NeuromorphError(f"a constant must be a finite number, got {self.value!r:.60}")
         if self.value < 0:
             raise NeuromorphError(f"a constant must not be negative, got {self.value!r} {self.unit}")
         if not isinstance(self.source, str) or not self.source.strip():
@@ -285,6 +286,8 @@ def profile_from_dict(data: dict[str, Any], where: str = "profile") -> DevicePro
     if "name" not in data:
         raise NeuromorphError(f"{where}: missing field 'name'")
     base_name = data.get("base")
+    if base_name is not None and not isinstance(base_name, str):
+        raise NeuromorphError(f"{where}: base must be the name of a built-in profile, got {base_name!r:.60}")
     if base_name is not None and base_name not in PROFILES:
         raise NeuromorphError(f"{where}: unknown base profile {base_name!r}; built-in: {', '.join(PROFILES)}")
     base = PROFILES[base_name] if base_name else None
@@ -344,7 +347,11 @@ def load_profile_file(path: str | os.PathLike) -> DeviceProfile:
             data = json.loads(path.read_text(encoding="utf-8"))
         else:
             raise NeuromorphError(f"profile file {str(path)!r} must end in .toml or .json")
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as error:
+    except RecursionError:
+        raise NeuromorphError(f"profile file {str(path)!r} is nested too deeply to be a profile") from None
+    except OSError as error:
+        raise NeuromorphError(f"profile file {str(path)!r} cannot be read: {error.strerror or error}") from None
+    except (tomllib.TOMLDecodeError, ValueError) as error:  # JSONDecodeError, UnicodeDecodeError, int too long
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise NeuromorphError(f"profile file {str(path)!r} is not valid {path.suffix[1:].upper()}: {reason}") from None
     return profile_from_dict(data, where=f"profile file {path.name!r}")

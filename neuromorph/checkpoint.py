@@ -116,6 +116,13 @@ def _check_payload(payload: dict[str, Any], where: str) -> None:
         raise bad("checksum", "a sha256 hex string")
 
 
+def _checksum_of(payload: dict[str, Any], where: str) -> str:
+    try:
+        return payload_checksum(payload["spec"], payload["model_state"])
+    except (TypeError, ValueError, RecursionError):  # a spec that is no JSON data (a tensor, a set, a cycle)
+        raise NeuromorphError(f"checkpoint {where} field 'spec' must be a model description of JSON data") from None
+
+
 def save_checkpoint(path: str | os.PathLike, checkpoint: Checkpoint) -> Path:
     spec = checkpoint.spec.to_dict()
     model_state = {k: v.detach().cpu() for k, v in checkpoint.model_state.items()}
@@ -161,7 +168,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     if checksum is None:  # written before checksums: nothing to verify against, so load, and say so
         sys.stderr.write(f"neuromorph: warning: checkpoint {where} has no checksum (an older file); "
                          "it cannot be checked for corruption\n")
-    elif checksum != payload_checksum(payload["spec"], payload["model_state"]):
+    elif checksum != _checksum_of(payload, where):
         raise NeuromorphError(f"checkpoint {where} is corrupt: its weights or model description do not match "
                               "its sha256 checksum")
     try:

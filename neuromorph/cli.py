@@ -26,6 +26,8 @@ from neuromorph.command_line import (
     format_int_list,
     int_list,
     log_stream,
+    output_file,
+    output_folder,
     parameter_default,
     positive_int,
 )
@@ -41,7 +43,8 @@ EXIT_BROKEN_PIPE = 128 + 13  # killed by SIGPIPE, as Unix tools report a reader 
 
 # Modules that add a subcommand: each has `add_parser(subparsers)` which registers it and sets `handler`.
 # They must import nothing heavy at module level (no Lava, no lava-dl): handlers import what they need.
-COMMAND_MODULES: list[str] = ["hw_models.energy_command", "export.cli", "export.simulate_command"]
+COMMAND_MODULES: list[str] = [
+    "hw_models.energy_command", "hw_models.profiles_command", "export.cli", "export.simulate_command"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -148,7 +151,7 @@ def _build_parser() -> argparse.ArgumentParser:
                           "decays, straight-through gradients): the netx export then runs exactly as trained")
     opt.add_argument("--init-from", metavar="CHECKPOINT", default=config("init_from"),
                      help="fine-tune this checkpoint (its model and weights; the model flags are ignored)")
-    train.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    train.add_argument("--out", required=True, type=output_folder, metavar="DIR", help="output folder")
     train.add_argument("--resume", action="store_true",
                        help=f"continue from OUT/{CHECKPOINT_NAME} (its model and settings; --epochs sets the end)")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -163,8 +166,10 @@ def _build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--batch-size", type=positive_int, default=256, help="batch size")
     evaluate.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     evaluate.add_argument("--threads", type=positive_int, metavar="N", help=THREADS_HELP)
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     add_json_argument(evaluate, "the metrics")
-    evaluate.add_argument("--raster", metavar="PNG", help="also plot the spike raster of the first test sample")
+    evaluate.add_argument("--raster", type=output_file, metavar="PNG",
+                          help="also plot the spike raster of the first test sample")
     evaluate.set_defaults(handler=_cmd_evaluate)
 
     info = sub.add_parser("info", help="show a checkpoint's model description and training history",
@@ -234,7 +239,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     run = open_run(args.checkpoint, args.dataset, args.data_root)
     split = run.test_split(args.limit)
-    result = evaluate(run.model, split, args.batch_size, resolve_device(args.device), seed=run.seed, progress=True)
+    result = evaluate(run.model, split, args.batch_size, resolve_device(args.device), seed=run.seed,
+                      progress=not args.quiet)
     if args.raster:
         import torch
 
@@ -285,6 +291,12 @@ def _run(argv: Sequence[str] | None) -> int:
         return args.handler(args)
     except NeuromorphError as error:
         sys.stderr.write(f"neuromorph: error: {error}\n")
+        return EXIT_FAILURE
+    except BrokenPipeError:  # stdout's reader went away: main() ends quietly
+        raise
+    except OSError as error:  # the file system refused a path (name too long, a loop of links, ...): the user's to fix
+        where = f": {str(error.filename)[:80]!r}" if error.filename else ""
+        sys.stderr.write(f"neuromorph: error: {error.strerror or type(error).__name__}{where}\n")
         return EXIT_FAILURE
     except KeyboardInterrupt:
         sys.stderr.write("neuromorph: interrupted\n")

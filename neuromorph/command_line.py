@@ -40,6 +40,32 @@ def positive_int(text: str) -> int:
     return value
 
 
+def _output(text: str, folder: bool) -> str:
+    from neuromorph.errors import NeuromorphError
+    from neuromorph.io import check_writable
+
+    try:
+        check_writable(text, folder=folder)
+    except NeuromorphError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def output_file(text: str) -> str:
+    """A file the command will write: refused at once when it cannot be (neuromorph.io.check_writable)."""
+    return _output(text, folder=False)
+
+
+def output_folder(text: str) -> str:
+    """A folder the command will write into: refused at once when it cannot be."""
+    return _output(text, folder=True)
+
+
+def output_checkpoint(text: str) -> str:
+    """A folder for a checkpoint, or a checkpoint file name ending in ``.pt``."""
+    return _output(text, folder=not text.endswith(".pt"))
+
+
 def field_default(cls: type, name: str) -> Any:
     """The default of dataclass ``cls``'s field ``name`` (its default factory called)."""
     for f in dataclasses.fields(cls):

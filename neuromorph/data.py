@@ -55,6 +55,13 @@ def shared_data_root() -> Path | None:
     return None
 
 
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:  # a name too long: no such folder
+        return False
+
+
 def resolve_data_root(root: str | os.PathLike | None = None) -> tuple[Path, bool]:
     """The data root to use and whether downloading into it is allowed.
 
@@ -64,7 +71,7 @@ def resolve_data_root(root: str | os.PathLike | None = None) -> tuple[Path, bool
     explicit = root if root is not None else os.environ.get(DATA_ENV) or None
     if explicit is not None:
         path = Path(explicit).expanduser()
-        if not path.is_dir():
+        if "\x00" in str(path) or not _is_dir(path):
             raise NeuromorphError(f"data root {str(path)!r} does not exist (set by --data-root or ${DATA_ENV})")
         return path, os.access(path, os.W_OK)
     shared = shared_data_root()

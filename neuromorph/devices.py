@@ -37,8 +37,15 @@ def default_threads() -> int:
     return max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) - busy))
 
 
+MAX_THREADS_PER_CORE = 4
+
+
 def set_threads(threads: int | None) -> int:
     """Set torch's intra-op threads (``None``: :func:`default_threads`); returns the number set."""
     count = default_threads() if threads is None else threads
+    most = MAX_THREADS_PER_CORE * (os.cpu_count() or 1)
+    if not 1 <= count <= most:  # thousands of threads exhaust OpenMP's memory and crash the process
+        raise NeuromorphError(f"--threads must be between 1 and {most} ({MAX_THREADS_PER_CORE} per core of this "
+                              f"machine), got {count}")
     torch.set_num_threads(count)
     return count

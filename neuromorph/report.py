@@ -42,9 +42,23 @@ EPOCH_HEADERS = ("epoch", "lambda", "loss", "penalty", "train acc", "test acc", 
 
 
 def epoch_row(record: dict[str, Any]) -> list[Any]:
-    rates = " ".join(f"{v:.3f}" for v in record["spike_rate"].values())
+    """One row of EPOCH_HEADERS; a field missing from the record, or not a number, shows as ``-`` (a record from
+    an older or a foreign file is shown, not refused)."""
+
+    def number(key: str) -> Any:
+        value = record.get(key)
+        return value if isinstance(value, int | float) and not isinstance(value, bool) else "-"
+
+    def percent(key: str) -> str:
+        value = number(key)
+        return "-" if value == "-" else f"{100 * value:.2f}%"
+
+    rates = record.get("spike_rate")
+    rates = " ".join(f"{v:.3f}" if isinstance(v, int | float) else "-" for v in rates.values()) \
+        if isinstance(rates, dict) else ""
+    seconds = number("train_seconds")
     return [
-        record["epoch"], record["lam"], record["train_loss"], record["train_penalty"],
-        f"{100 * record['train_accuracy']:.2f}%", f"{100 * record['test_accuracy']:.2f}%",
-        record["synops_per_sample"], rates or "-", f"{record['train_seconds']:.1f}",
+        number("epoch"), number("lam"), number("train_loss"), number("train_penalty"),
+        percent("train_accuracy"), percent("test_accuracy"), number("synops_per_sample"), rates or "-",
+        seconds if seconds == "-" else f"{seconds:.1f}",
     ]

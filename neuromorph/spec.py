@@ -345,8 +345,10 @@ class ModelSpec:
             )
         except NeuromorphError as error:
             raise NeuromorphError(f"invalid model description: {error}") from None
-        except (KeyError, TypeError, ValueError, OverflowError) as error:
-            raise NeuromorphError(f"invalid model description: {error!r}") from None
+        except KeyError as error:
+            raise NeuromorphError(f"invalid model description: missing field {error.args[0]!r}") from None
+        except (TypeError, ValueError, OverflowError) as error:
+            raise NeuromorphError(f"invalid model description: {error!r:.200}") from None
 
 
 MAX_SIZE = 2**31 - 1  # the largest count or size a description may hold (a torch int32 index)

@@ -31,3 +31,19 @@ def strided_cnn_spec() -> ModelSpec:
 @pytest.fixture
 def tiny_split() -> Split:
     return synthetic_split(192)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The fuzz test's counts per input kind (tests/test_fuzz.py), when it ran."""
+    import sys
+
+    fuzz = sys.modules.get("tests.test_fuzz")
+    if fuzz is None or not fuzz.OUTCOMES:
+        return
+    terminalreporter.section("fuzz cases per input kind")
+    terminalreporter.write_line(f"{'kind':<20} {'cases':>6} {'clean errors':>13} {'accepted':>9} {'crashes':>8}")
+    failed = {report.nodeid for report in terminalreporter.stats.get("failed", []) if "test_fuzz" in report.nodeid}
+    for kind, counts in sorted(fuzz.OUTCOMES.items()):
+        total = sum(counts.values())
+        terminalreporter.write_line(f"{kind:<20} {total:>6} {counts['clean']:>13} {counts['accepted']:>9} "
+                                    f"{'see failures' if failed else 0:>8}")

@@ -13,8 +13,7 @@ from neuromorph.encoders import encode
 from neuromorph.errors import NeuromorphError
 from neuromorph.models import build_model
 from neuromorph.run import check_images, open_run
-from neuromorph.spec import ModelSpec
-from neuromorph.spec import EncoderSpec, mlp_spec
+from neuromorph.spec import EncoderSpec, ModelSpec, mlp_spec
 from tests.helpers import synthetic_split, write_cifar_batches
 
 CIFAR_SPEC = mlp_spec(input_shape=(3, 32, 32), hidden=(8,), num_classes=10, time_steps=3,
