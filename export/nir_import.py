@@ -115,6 +115,14 @@ def _pair(name: str, what: str, value: Any) -> int:
     values = np.asarray(value).ravel()
     if values.size not in (1, 2) or len(set(values.tolist())) != 1:
         raise NeuromorphError(f"NIR node {name!r}: {what} must be the same along height and width, got {value}")
+    return _integer(name, what, values[0])
+
+
+def _integer(name: str, what: str, value: Any) -> int:
+    """A whole number given as an int, a 0-d or a one-element array (as NIR stores it), else one line."""
+    values = np.asarray(value).ravel()
+    if values.size != 1 or values.dtype.kind not in "iuf" or not float(values[0]).is_integer():
+        raise NeuromorphError(f"NIR node {name!r}: {what} must be a whole number, got {value!r:.60}")
     return int(values[0])
 
 
@@ -125,7 +133,7 @@ def _read_conv2d(name: str, node: Any, ctx: _Context) -> _Layer:
     if len(ctx.shape) != 3 or ctx.shape[0] != weight.shape[1]:
         raise NeuromorphError(f"NIR node {name!r}: kernel takes {weight.shape[1]} channels, input has shape "
                               f"{ctx.shape}")
-    if int(np.asarray(node.groups)) != 1 or _pair(name, "dilation", node.dilation) != 1:
+    if _integer(name, "groups", node.groups) != 1 or _pair(name, "dilation", node.dilation) != 1:
         raise NeuromorphError(f"NIR node {name!r}: only groups=1 and dilation=1 are supported")
     kernel = int(weight.shape[2])
     stride = _pair(name, "stride", node.stride)
@@ -148,7 +156,7 @@ def _read_conv2d(name: str, node: Any, ctx: _Context) -> _Layer:
 
 def _read_flatten(name: str, node: Any, ctx: _Context) -> _Layer:
     # NIR shapes carry no batch, so a full flatten is start_dim 0; graphs written with a batch axis in mind use 1.
-    if int(np.asarray(node.end_dim)) != -1 or int(np.asarray(node.start_dim)) not in (0, 1):
+    if _integer(name, "end_dim", node.end_dim) != -1 or _integer(name, "start_dim", node.start_dim) not in (0, 1):
         raise NeuromorphError(f"NIR node {name!r}: only a full Flatten (start_dim 0 or 1, end_dim -1) is supported")
     return _layer_step(name, Flatten(), ctx)
 

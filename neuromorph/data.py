@@ -11,6 +11,7 @@ variable, the workplace's shared dataset folder ``../shared/datasets`` when it e
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import pickle
 import sys
@@ -152,6 +153,19 @@ CIFAR_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR_TEST_FILES = ("test_batch",)
 
 
+class _BatchUnpickler(pickle.Unpickler):
+    """Unpickles what a CIFAR-10 batch holds (dicts, lists, bytes, numbers, numpy arrays) and nothing else: a
+    pickle naming any other class or function (which could run code) is refused."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy", "ndarray"), ("numpy", "dtype"),
+               ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "_reconstruct")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"it names {module}.{name}, which a CIFAR-10 batch does not hold")
+        return super().find_class(module, name)
+
+
 def read_cifar10(folder: Path, train: bool) -> Split:
     """Read CIFAR-10's python pickle batches (``data``: uint8 ``[N, 3072]`` rows in CHW order, ``labels``)."""
     images, labels = [], []
@@ -160,8 +174,10 @@ def read_cifar10(folder: Path, train: bool) -> Split:
         if not path.is_file():
             raise NeuromorphError(f"CIFAR-10 file {str(path)!r} is missing")
         try:
-            with open(path, "rb") as handle:
-                batch = pickle.load(handle, encoding="bytes")
+            # from memory, not the file: a corrupt length then reads short instead of allocating what it says
+            batch = _BatchUnpickler(io.BytesIO(path.read_bytes()), encoding="bytes").load()
+            if not isinstance(batch, dict):
+                raise ValueError("not a dict of arrays")
             data = np.asarray(batch[b"data"], dtype=np.uint8)
             batch_labels = batch.get(b"labels", batch.get(b"fine_labels"))
             if data.ndim != 2 or data.shape[1] != 3072 or batch_labels is None or len(batch_labels) != len(data):
@@ -171,7 +187,8 @@ def read_cifar10(folder: Path, train: bool) -> Split:
                     len(batch_labels) and not 0 <= batch_labels.min() <= batch_labels.max() < 10):
                 raise ValueError("labels must be integers 0 to 9")
         except Exception as error:  # noqa: BLE001 - any failure means a corrupt or foreign file
-            raise NeuromorphError(f"CIFAR-10 file {str(path)!r} is corrupt or not a CIFAR-10 batch ({error})") from None
+            raise NeuromorphError(f"CIFAR-10 file {str(path)!r} is corrupt or not a CIFAR-10 batch "
+                                  f"({_first_line(error, 120)})") from None
         images.append(torch.from_numpy(data.reshape(-1, 3, 32, 32).copy()))
         labels.append(torch.as_tensor(batch_labels, dtype=torch.int64))
     return Split(torch.cat(images), torch.cat(labels))
