@@ -61,6 +61,9 @@ def _run_netx(path, qnet: ChipPlan, sample: np.ndarray, steps: int | None) -> Re
     data = np.zeros((*_to_lava(sample[0]).shape, steps), dtype=np.int32)
     for t in range(time_steps):
         data[..., t] = _to_lava(sample[t])
+    from export.netx_export import verify_netx
+
+    verify_netx(path)
     net = netx.hdf5.Network(net_config=str(path))
     if len(net.layers) != len(qnet.layers):
         raise RuntimeError(f"netx built {len(net.layers)} layers, expected {len(qnet.layers)}")

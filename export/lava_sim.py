@@ -235,6 +235,9 @@ def _netx_network(qnet: ChipPlan, arranged: np.ndarray, window: int, workdir: Pa
 
     path = write_netx(qnet, workdir / "copies.net")
     first_delay = qnet.layers[0].delay  # netx resets layer k at (1 + offset + k) mod W, 1-based
+    from export.netx_export import verify_netx
+
+    verify_netx(path)
     net = netx.hdf5.Network(net_config=str(path), reset_interval=window, reset_offset=first_delay)
     if len(net.layers) != len(qnet.layers):
         raise NeuromorphError(f"netx built {len(net.layers)} layers, expected {len(qnet.layers)}")

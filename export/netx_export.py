@@ -118,7 +118,39 @@ def netx_bytes(qnet: ChipPlan) -> bytes:
         meta = handle.create_group("neuromorph")
         for key, value in netx_metadata(qnet).items():
             meta.attrs[key] = value
+        meta.attrs["checksum"] = netx_checksum(handle)
     return buffer.getvalue()
+
+
+def netx_checksum(handle: h5py.File) -> str:
+    """sha256 of every dataset outside the ``neuromorph`` metadata group: its path, dtype, shape and bytes."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    names: list[str] = []
+    handle.visititems(lambda name, item: names.append(name) if isinstance(item, h5py.Dataset)
+                      and not name.startswith("neuromorph/") else None)
+    for name in sorted(names):
+        data = np.ascontiguousarray(handle[name][()])
+        digest.update(f"{name}|{data.dtype.str}|{data.shape}|".encode())
+        digest.update(data.tobytes())
+    return digest.hexdigest()
+
+
+def verify_netx(path: str | os.PathLike) -> None:
+    """Refuse a netx file that is not readable HDF5, or whose layers do not match the checksum it was written
+    with (a file without one, from another tool, is not checked)."""
+    from neuromorph.errors import NeuromorphError
+
+    try:
+        with h5py.File(path, "r") as handle:
+            recorded = handle["neuromorph"].attrs.get("checksum") if "neuromorph" in handle else None
+            actual = netx_checksum(handle) if recorded is not None else None
+    except (OSError, KeyError, ValueError, TypeError) as error:
+        raise NeuromorphError(f"{str(path)!r} is not a readable netx file ({str(error)[:80]})") from None
+    if recorded is not None and (recorded.decode() if isinstance(recorded, bytes) else str(recorded)) != actual:
+        raise NeuromorphError(f"netx file {str(path)!r} is corrupt: its layers do not match the checksum it was "
+                              "written with")
 
 
 def write_netx(qnet: ChipPlan, path: str | os.PathLike) -> Path:
@@ -130,6 +162,7 @@ def write_netx(qnet: ChipPlan, path: str | os.PathLike) -> Path:
 
 
 def read_netx_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    verify_netx(path)
     with h5py.File(path, "r") as handle:
         return {key: (value.decode() if isinstance(value, bytes) else value)
                 for key, value in handle["neuromorph"].attrs.items()}

@@ -269,6 +269,11 @@ _TOP_LEVEL = {"name", "description", "base", "event_driven", "cores", "ann_refer
 _CONSTANT_KEYS = {"value", "unit", "source", "kind"}
 
 
+def _names(keys) -> str:
+    """Keys as the file spells them (quoted: a key may hold a line break or be empty)."""
+    return ", ".join(repr(k) for k in sorted(map(str, keys)))
+
+
 def profile_from_dict(data: dict[str, Any], where: str = "profile") -> DeviceProfile:
     """Build a profile from a parsed file: top-level settings plus one table per constant.
 
@@ -281,7 +286,7 @@ def profile_from_dict(data: dict[str, Any], where: str = "profile") -> DevicePro
     known_constants = set(constant_fields())
     unknown = set(data) - _TOP_LEVEL - known_constants
     if unknown:
-        raise NeuromorphError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}; known: "
+        raise NeuromorphError(f"{where}: unknown field(s) {_names(unknown)}; known: "
                               f"{', '.join(sorted(_TOP_LEVEL | known_constants))}")
     if "name" not in data:
         raise NeuromorphError(f"{where}: missing field 'name'")
@@ -321,7 +326,7 @@ def _constant_from_dict(entry: Any, name: str, where: str) -> Constant:
         raise NeuromorphError(f"{where}: {name} must be a table with value, source and kind, got {entry!r}")
     unknown = set(entry) - _CONSTANT_KEYS
     if unknown:
-        raise NeuromorphError(f"{where}: {name}: unknown field(s) {', '.join(sorted(unknown))}; known: "
+        raise NeuromorphError(f"{where}: {name}: unknown field(s) {_names(unknown)}; known: "
                               f"{', '.join(sorted(_CONSTANT_KEYS))}")
     for key in ("value", "source", "kind"):
         if key not in entry:

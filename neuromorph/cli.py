@@ -289,8 +289,8 @@ def _run(argv: Sequence[str] | None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
-    except NeuromorphError as error:
-        sys.stderr.write(f"neuromorph: error: {error}\n")
+    except NeuromorphError as error:  # one line, even where it quotes a name with a line break in it
+        sys.stderr.write(f"neuromorph: error: {str(error).replace(chr(13), ' ').replace(chr(10), ' ')}\n")
         return EXIT_FAILURE
     except BrokenPipeError:  # stdout's reader went away: main() ends quietly
         raise

@@ -153,7 +153,7 @@ CIFAR_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR_TEST_FILES = ("test_batch",)
 
 
-class _BatchUnpickler(pickle.Unpickler):
+class _BatchUnpickler(pickle._Unpickler):  # noqa: SLF001 - the Python one: a corrupt length reads short, no MemoryError
     """Unpickles what a CIFAR-10 batch holds (dicts, lists, bytes, numbers, numpy arrays) and nothing else: a
     pickle naming any other class or function (which could run code) is refused."""
 

@@ -119,6 +119,23 @@ def test_netx_file_layout(tiny_cnn_spec, tmp_path):
         assert list(handle["layer/2/shape"][()]) == [6, 6, 6]
 
 
+def test_a_changed_weight_in_a_netx_file_is_refused(tiny_mlp_spec, tmp_path):
+    from export.netx_export import verify_netx
+    from neuromorph.errors import NeuromorphError
+
+    model, _ = firing_model(tiny_mlp_spec)
+    path = write_netx(quantize(model), tmp_path / "mlp.net")
+    verify_netx(path)
+    assert read_netx_metadata(path)["checksum"]
+    with h5py.File(path, "r+") as handle:
+        handle["layer/1/weight"][0, 0] += 2
+    with pytest.raises(NeuromorphError, match="corrupt"):
+        read_netx_metadata(path)
+    (tmp_path / "junk.net").write_bytes(b"not hdf5")
+    with pytest.raises(NeuromorphError, match="not a readable netx file"):
+        verify_netx(tmp_path / "junk.net")
+
+
 @pytest.mark.parametrize("change, fragment", [
     (dict(neuron=NeuronSpec(v_leak=0.2)), "v_leak == v_reset"),
     (dict(layers=(Flatten(), Dense(8), Dense(4, bias=True))), "has a bias"),
