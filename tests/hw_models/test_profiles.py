@@ -79,12 +79,12 @@ def _write(tmp_path, text: str, name="bad.toml"):
 @pytest.mark.parametrize("text, fragment", [
     (LOIHI2_TOML.replace('source = "our lab, same run"\n', ""), "missing 'source'"),
     (LOIHI2_TOML.replace("value = 1.0e-11", "value = -1.0e-11"), "must not be negative"),
-    (LOIHI2_TOML + "\nfrequency_hz = 5\n", "unknown field(s) frequency_hz"),
+    (LOIHI2_TOML + "\nfrequency_hz = 5\n", "unknown field(s) 'frequency_hz'"),
     (LOIHI2_TOML.replace('kind = "measured"\n\n[energy_per_neuron', 'kind = "guessed"\n\n[energy_per_neuron'),
      "kind must be one of measured, simulated, derived"),
     (LOIHI2_TOML.replace('unit = "J"', 'unit = "pJ"'), "is in J, not 'pJ'"),
     (LOIHI2_TOML.replace('kind = "measured"\n\n[energy_per_neuron', 'kind = "measured"\ncomment = "x"\n\n'
-                         '[energy_per_neuron'), "unknown field(s) comment"),
+                         '[energy_per_neuron'), "unknown field(s) 'comment'"),
     (LOIHI2_TOML.replace('value = 1.0e-11', 'value = "ten"'), "finite number"),
     ('name = "x"\nbase = "loihi2"\n', "lacks energy_per_synop_j, energy_per_neuron_update_j"),
     ('name = "x"\nbase = "loihi3"\n', "unknown base profile 'loihi3'"),
