@@ -443,6 +443,8 @@ COMMAND_FLAGS = {
     "export": ["--format", "--samples", "--dataset", "--out", "--report"],
     "import-nir": ["--dt", "--time-steps", "--dataset", "--out"],
     "info": [],
+    "simulate": ["--samples", "--precision", "--copies", "--batch", "--device-profile", "--dataset", "--out"],
+    "profiles": [],
 }
 
 
@@ -451,7 +453,9 @@ COMMAND_FLAGS = {
 @given(data=st.data())
 def test_fuzz_flags_and_output_paths(base, tmp_path_factory, monkeypatch, data):
     """Any command with any of its flags set to any value, output paths included. Training stops once the model is
-    built (the stand-in below): everything a user can get wrong on the command line is checked before that."""
+    built, and simulate once Lava would start (the stand-ins below): everything a user can get wrong on the command
+    line is checked before that."""
+    import export.lava_sim
     import neuromorph.training
 
     folder = tmp_path_factory.mktemp("flags")
@@ -467,10 +471,14 @@ def test_fuzz_flags_and_output_paths(base, tmp_path_factory, monkeypatch, data):
         build_model(spec)
         raise _Accepted
 
+    def no_lava():
+        raise _Accepted
+
     monkeypatch.setattr(neuromorph.training, "train", stand_in)
+    monkeypatch.setattr(export.lava_sim, "load_lava", no_lava)
     command = data.draw(st.sampled_from(sorted(COMMAND_FLAGS)), label="command")
     argv = [command]
-    if command in ("evaluate", "energy", "export", "info"):
+    if command in ("evaluate", "energy", "export", "info", "simulate"):
         argv.append(str(base["checkpoint"]))
     elif command == "import-nir":
         argv.append(str(base["nir"]))
@@ -482,13 +490,17 @@ def test_fuzz_flags_and_output_paths(base, tmp_path_factory, monkeypatch, data):
             value = data.draw(out_paths).format(file=folder / "file", dir=folder / "dir")
         elif flag == "--format":
             value = data.draw(st.sampled_from(["nir", "netx", "onnx", ""]))
+        elif flag == "--precision":
+            value = data.draw(st.sampled_from(["fixed", "float", "int8", ""]))
         else:
             value = data.draw(flag_values)
         if flag in argv:
             continue
         argv += [flag, value]
-    if command == "energy":
+    if command in ("energy", "simulate", "evaluate"):
         argv.append("--quiet")
+    if command == "profiles" and data.draw(st.booleans()):
+        argv.append(data.draw(st.sampled_from(["loihi1", "loihi2", "nope", "", "x.toml", "/dev/null", "a/b.json"])))
     if command == "export" and "--samples" not in argv:
         argv += ["--samples", "2"]
     assume("\x00" not in "".join(argv) or data.draw(st.booleans()))

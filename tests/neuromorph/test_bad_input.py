@@ -359,3 +359,29 @@ def test_a_cifar_batch_that_names_code_is_not_unpickled(tmp_path):
         pickle.dump({b"data": subprocess.Popen, b"labels": []}, handle)
     with pytest.raises(NeuromorphError, match="names subprocess.Popen"):
         read_cifar10(tmp_path / "cifar", train=False)
+
+
+def test_a_full_disk_fails_the_write_cleanly_and_leaves_nothing(tmp_path):
+    import errno
+
+    def fill(handle):
+        handle.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(NeuromorphError, match="No space left on device") as error:
+        atomic_write(tmp_path / "out.json", fill)
+    assert "\n" not in str(error.value) and list(tmp_path.iterdir()) == []
+
+
+def test_a_read_only_folder_is_refused_before_any_work(tmp_path, monkeypatch):
+    """Permission bits do not stop root, so the refusal is shown through os.access, which the check asks."""
+    import os
+
+    from neuromorph.io import check_writable
+
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: False if str(path) == str(tmp_path) else
+                        real_access(path, mode))
+    with pytest.raises(NeuromorphError, match="is not writable"):
+        check_writable(tmp_path / "new" / "file.nir")
+    assert list(tmp_path.iterdir()) == []
