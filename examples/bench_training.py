@@ -137,7 +137,7 @@ def bench(name: str, spec, batch: int, repeats: int, rounds: int, device: torch.
             out = model(encode(images, spec))
             loss = F.cross_entropy(out.logits, labels)
             if penalty:
-                loss = loss + 1e-9 * synaptic_penalty(out.spikes, model.fan_outs).mean()
+                loss = loss + 1e-9 * synaptic_penalty(out.spikes, model.fan_outs, counts=out.spike_counts).mean()
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

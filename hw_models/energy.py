@@ -345,9 +345,9 @@ def energy_penalty(model, profile: DeviceProfile | str):
     weights = [w.float() for w in spike_energy_weights(model.spec, profile)]
     fixed = neuron_update_energy(model.spec, profile)
 
-    def penalty(spikes, fan_outs, power: float = 1.0):
+    def penalty(spikes, fan_outs, power: float = 1.0, counts=None):
         if not spikes:
             return torch.full((1,), fixed)
-        return weighted_spike_sums(spikes, weights, power=power).sum(dim=0) / power + fixed
+        return weighted_spike_sums(spikes, weights, power=power, counts=counts).sum(dim=0) / power + fixed
 
     return penalty

@@ -136,9 +136,14 @@ class _Block(nn.Module):
 
         A multi-step kernel (:mod:`neuromorph.neurons`: the same arithmetic in one autograd function) runs it when
         one exists for the cell; else Norse's cell, step by step (the reference)."""
+        return self.integrate_with_counts(currents)[0]
+
+    def integrate_with_counts(self, currents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`integrate`, and the spikes summed over time ``[B, ...]`` where the kernel computed them (None
+        for a readout, or where Norse's cell ran)."""
         kernel = kernel_for(self.neuron)
         if kernel is not None:
-            return kernel(currents, self.neuron)
+            return kernel(currents, self.neuron, with_counts=True)
         state = None
         outputs = []
         # unbind, not currents[step]: indexing's backward writes each step's gradient into a zero tensor of the
@@ -146,7 +151,7 @@ class _Block(nn.Module):
         for current in currents.unbind(0):
             out, state = self.neuron(current, state)
             outputs.append(out)
-        return torch.stack(outputs)
+        return torch.stack(outputs), None
 
 
 class SpikingNet(nn.Module):
@@ -199,12 +204,15 @@ class SpikingNet(nn.Module):
 def norse_forward(model: SpikingNet, x: torch.Tensor) -> SNNOutput:
     """Norse float arithmetic: synaptic layers on all steps at once, the Norse cells stepped over time."""
     spikes = [x] if model.records_input else []
+    counts: list[torch.Tensor | None] = [x.sum(dim=0)] if model.records_input else []
     h = x
     for block in model.blocks[:-1]:
-        h = block.integrate(block.currents(h))
+        h, count = block.integrate_with_counts(block.currents(h))
         spikes.append(h)
+        counts.append(count)
     voltages = model.blocks[-1].integrate(model.blocks[-1].currents(h))
-    return SNNOutput(logits=reduce_readout(voltages, model.spec.readout.reduce), voltages=voltages, spikes=spikes)
+    return SNNOutput(logits=reduce_readout(voltages, model.spec.readout.reduce), voltages=voltages, spikes=spikes,
+                     spike_counts=counts if all(c is not None for c in counts) else None)
 
 
 Forward = Callable[[SpikingNet, torch.Tensor], SNNOutput]

@@ -197,31 +197,39 @@ def _flat(x: torch.Tensor) -> torch.Tensor:
 
 
 class _LIF(torch.autograd.Function):
+    """Spikes ``[T, ...]`` and their sums over time ``[...]`` (the counts an activity penalty reads). The counts'
+    gradient is added to every step's spike gradient inside the backward pass, as the autograd graph of
+    ``z.sum(0)`` would add it, so a penalty on the counts costs no extra pass over the spikes."""
+
     @staticmethod
-    def forward(ctx, x: torch.Tensor, c: Constants, current: bool) -> torch.Tensor:
+    def forward(ctx, x: torch.Tensor, c: Constants, current: bool) -> tuple[torch.Tensor, torch.Tensor]:
         flat = _flat(x)
         compiled = _compiled_for(flat)
         if compiled is not None:
-            u_all, z_all = compiled.lif_forward(_neuron_contiguous(flat), float(c.a), float(c.minus_b),
-                                                float(c.v_leak), float(c.v_th), float(c.v_reset), current)
+            u_all, z_all, counts = compiled.lif_forward(_neuron_contiguous(flat), float(c.a), float(c.minus_b),
+                                                        float(c.v_leak), float(c.v_th), float(c.v_reset), current)
         else:
             u_all = torch.empty(flat.shape, dtype=x.dtype, device=x.device)
             z_all = torch.empty_like(u_all)
             _lif_forward(flat, u_all, z_all, c, current)
+            counts = z_all.sum(dim=0)
         ctx.save_for_backward(u_all, z_all)
-        ctx.constants, ctx.current, ctx.compiled = c, current, compiled
-        return z_all.view(x.shape)
+        ctx.constants, ctx.current, ctx.compiled, ctx.shape = c, current, compiled, x.shape
+        ctx.set_materialize_grads(False)
+        return z_all.view(x.shape), counts.view(x.shape[1:])
 
     @staticmethod
-    def backward(ctx, grad_z: torch.Tensor):
+    def backward(ctx, grad_z: torch.Tensor | None, grad_counts: torch.Tensor | None):
         u, z = ctx.saved_tensors
-        c, flat = ctx.constants, _flat(grad_z.contiguous())
+        c = ctx.constants
+        flat = torch.zeros_like(u) if grad_z is None else _flat(grad_z.contiguous())
+        counts = None if grad_counts is None else grad_counts.contiguous().reshape(-1)
         if ctx.compiled is not None:
-            grad = ctx.compiled.lif_backward(flat, u, float(c.a), float(c.minus_b), float(c.v_th),
+            grad = ctx.compiled.lif_backward(flat, counts, u, float(c.a), float(c.minus_b), float(c.v_th),
                                              float(c.v_reset), ctx.current)
         else:
-            grad = _lif_backward(flat, u, z, c, ctx.current)
-        return grad.view(grad_z.shape), None, None
+            grad = _lif_backward(flat if counts is None else flat + counts, u, z, c, ctx.current)
+        return grad.view(ctx.shape), None, None
 
 
 class _LI(torch.autograd.Function):
@@ -271,22 +279,30 @@ class _LI(torch.autograd.Function):
         return grad_x.view(grad_y.shape), None
 
 
-def lif_multistep(x: torch.Tensor, cell) -> torch.Tensor:
-    """Spikes ``[T, ...]`` of a Norse ``LIFCell`` driven by currents ``x`` ``[T, ...]`` from its initial state."""
-    return _LIF.apply(x, Constants.of(cell).to(x), True)
+def lif_multistep(x: torch.Tensor, cell, with_counts: bool = False):
+    """Spikes ``[T, ...]`` of a Norse ``LIFCell`` driven by currents ``x`` ``[T, ...]`` from its initial state;
+    with ``with_counts``, ``(spikes, counts)``: the counts ``[...]`` are the spikes summed over time, differentiable
+    (a penalty on them gets its gradient inside the kernel's backward pass)."""
+    spikes, counts = _LIF.apply(x, Constants.of(cell).to(x), True)
+    return (spikes, counts) if with_counts else spikes
 
 
-def lifbox_multistep(x: torch.Tensor, cell) -> torch.Tensor:
-    """Spikes ``[T, ...]`` of a Norse ``LIFBoxCell`` driven by ``x`` ``[T, ...]`` from its initial state."""
-    return _LIF.apply(x, Constants.of(cell).to(x), False)
+def lifbox_multistep(x: torch.Tensor, cell, with_counts: bool = False):
+    """Spikes ``[T, ...]`` of a Norse ``LIFBoxCell`` driven by ``x`` ``[T, ...]`` from its initial state (and the
+    counts, as :func:`lif_multistep`)."""
+    spikes, counts = _LIF.apply(x, Constants.of(cell).to(x), False)
+    return (spikes, counts) if with_counts else spikes
 
 
-def li_multistep(x: torch.Tensor, cell) -> torch.Tensor:
-    """Voltages ``[T, ...]`` of a Norse ``LICell`` (the readout) driven by ``x`` ``[T, ...]``."""
-    return _LI.apply(x, Constants.of(cell).to(x))
+def li_multistep(x: torch.Tensor, cell, with_counts: bool = False):
+    """Voltages ``[T, ...]`` of a Norse ``LICell`` (the readout) driven by ``x`` ``[T, ...]`` (``(voltages, None)``
+    with ``with_counts``: a readout does not spike)."""
+    voltages = _LI.apply(x, Constants.of(cell).to(x))
+    return (voltages, None) if with_counts else voltages
 
 
-Kernel = Callable[[torch.Tensor, object], torch.Tensor]
+# (currents [T, ...], cell, with_counts) -> spikes or voltages [T, ...], or (that, counts or None) with_counts
+Kernel = Callable[..., object]
 
 # (Norse cell class name, surrogate method or None for a non-spiking cell) -> multi-step kernel
 KERNELS: dict[tuple[str, str | None], Kernel] = {

@@ -19,12 +19,15 @@ class SNNOutput:
 
     ``logits``: ``[B, classes]`` (the readout voltage reduced over time); ``voltages``: readout voltage
     ``[T, B, classes]``; ``spikes``: one ``[T, B, *shape]`` tensor per spike source of the spec, in the order of
-    :func:`neuromorph.structure.spike_sources` (the encoded input first when it is spike-encoded).
+    :func:`neuromorph.structure.spike_sources` (the encoded input first when it is spike-encoded);
+    ``spike_counts``: the same spikes summed over time, ``[B, *shape]`` each, where the neuron kernels computed them
+    (None otherwise): a penalty that reads them gets its gradient inside the kernels (:mod:`neuromorph.neurons`).
     """
 
     logits: torch.Tensor
     voltages: torch.Tensor
     spikes: list[torch.Tensor]
+    spike_counts: list[torch.Tensor] | None = None
 
 
 # readout reduction (ReadoutSpec.reduce) -> voltages [T, B, C] -> logits [B, C]

@@ -26,34 +26,40 @@ import torch
 from hw_models.opcount import weighted_spike_sums
 from neuromorph.errors import NeuromorphError
 
-PenaltyFn = Callable[[Sequence[torch.Tensor], Sequence[torch.Tensor], float], torch.Tensor]
+# (spikes, fan_outs, power, counts=None) -> [B]; counts: SNNOutput.spike_counts, the spikes summed over time where the
+# neuron kernels computed them (the same values and gradient as summing the spikes; read them where the sum is used)
+PenaltyFn = Callable[..., torch.Tensor]
 
 
-def no_penalty(spikes: Sequence[torch.Tensor], fan_outs: Sequence[torch.Tensor], power: float = 1.0) -> torch.Tensor:
+def no_penalty(spikes: Sequence[torch.Tensor], fan_outs: Sequence[torch.Tensor], power: float = 1.0,
+               counts: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
     batch = spikes[0].shape[1] if spikes else 1
     device = spikes[0].device if spikes else None
     return torch.zeros(batch, device=device)
 
 
 def spike_count_penalty(
-    spikes: Sequence[torch.Tensor], fan_outs: Sequence[torch.Tensor], power: float = 1.0
+    spikes: Sequence[torch.Tensor], fan_outs: Sequence[torch.Tensor], power: float = 1.0,
+    counts: Sequence[torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """``sum_l sum_i sum_t s[l,i,t]`` per sample (psi = 1)."""
     ones = [torch.ones((), device=s.device) for s in spikes]
-    return weighted_spike_sums(spikes, ones, power=1.0).sum(dim=0)
+    return weighted_spike_sums(spikes, ones, power=1.0, counts=counts).sum(dim=0)
 
 
 def synaptic_penalty(
-    spikes: Sequence[torch.Tensor], fan_outs: Sequence[torch.Tensor], power: float = 1.0
+    spikes: Sequence[torch.Tensor], fan_outs: Sequence[torch.Tensor], power: float = 1.0,
+    counts: Sequence[torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """``(1/p) * sum_l sum_i psi[l,i] * sum_t s[l,i,t]**p`` per sample."""
-    return weighted_spike_sums(spikes, fan_outs, power=power).sum(dim=0) / power
+    return weighted_spike_sums(spikes, fan_outs, power=power, counts=counts).sum(dim=0) / power
 
 
 def rate_l2_penalty(
-    spikes: Sequence[torch.Tensor], fan_outs: Sequence[torch.Tensor], power: float = 1.0
+    spikes: Sequence[torch.Tensor], fan_outs: Sequence[torch.Tensor], power: float = 1.0,
+    counts: Sequence[torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """``sum_l sum_i (mean_t s[l,i,t])**2`` per sample."""
+    """``sum_l sum_i (mean_t s[l,i,t])**2`` per sample (from the spikes: torch's mean is not exactly counts / T)."""
     total = 0.0
     for s in spikes:
         rate = s.mean(dim=0)
@@ -62,7 +68,8 @@ def rate_l2_penalty(
 
 
 def _built_per_model(
-    spikes: Sequence[torch.Tensor], fan_outs: Sequence[torch.Tensor], power: float = 1.0
+    spikes: Sequence[torch.Tensor], fan_outs: Sequence[torch.Tensor], power: float = 1.0,
+    counts: Sequence[torch.Tensor] | None = None,
 ) -> torch.Tensor:
     raise NeuromorphError("this penalty depends on the model and a device profile: make it with build_penalty()")
 

@@ -203,7 +203,8 @@ def train(
             x, labels = ranks.share(encode(images, spec, noise), labels)
             result = step_model(x)
             task = F.cross_entropy(result.logits, labels)
-            omega = penalty_fn(result.spikes, model.fan_outs, config.power).mean() if result.spikes else task * 0
+            omega = (penalty_fn(result.spikes, model.fan_outs, config.power, counts=result.spike_counts).mean()
+                     if result.spikes else task * 0)
             loss = task + lam * omega if lam > 0 else task
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -7,6 +7,10 @@
 // Layout: x, u, z, grad are [T, N] with the neuron dimension contiguous; x may have a zero time stride (a
 // time-constant input). The state of a block of neurons stays in cache while the time loop runs over it; blocks
 // run in parallel on torch's intra-op threads.
+//
+// The LIF forward also sums each neuron's spikes over time (counts [N], exact: whole numbers), and its backward takes
+// the gradient of those counts and adds it to every step's spike gradient, so that a penalty on spike counts costs no
+// pass over the [T, N] spikes in either direction (the same sums as the autograd graph of z.sum(0) would give).
 
 #include <torch/extension.h>
 
@@ -21,13 +25,14 @@ namespace {
 constexpr int64_t kBlock = 2048;  // neurons whose state (a few floats each) stays in L1/L2 over the time loop
 
 template <typename scalar_t>
-void lif_forward_block(const scalar_t* x, int64_t x_step, scalar_t* u_all, scalar_t* z_all, int64_t n,
-                       int64_t begin, int64_t end, int64_t steps, scalar_t a, scalar_t minus_b, scalar_t v_leak,
-                       scalar_t v_th, scalar_t v_reset, bool current) {
+void lif_forward_block(const scalar_t* x, int64_t x_step, scalar_t* u_all, scalar_t* z_all, scalar_t* counts,
+                       int64_t n, int64_t begin, int64_t end, int64_t steps, scalar_t a, scalar_t minus_b,
+                       scalar_t v_leak, scalar_t v_th, scalar_t v_reset, bool current) {
   const int64_t k = end - begin;
   std::vector<scalar_t> v_buf(k, v_leak), i_buf(k, scalar_t(0));
   scalar_t* __restrict__ v = v_buf.data();
   scalar_t* __restrict__ cur = i_buf.data();
+  scalar_t* __restrict__ cnt = counts + begin;
   const scalar_t one = scalar_t(1);
   for (int64_t t = 0; t < steps; ++t) {
     const scalar_t* __restrict__ xt = x + t * x_step + begin;
@@ -42,6 +47,7 @@ void lif_forward_block(const scalar_t* x, int64_t x_step, scalar_t* u_all, scala
         const scalar_t z = one - static_cast<scalar_t>(u <= v_th);  // H(u - v_th): 0 where u - v_th <= 0, else 1
         ut[m] = u;
         zt[m] = z;
+        cnt[m] += z;
         v[m] = z * v_reset + (one - z) * u;                  // (1 - z)*u + z*v_reset
       }
     } else {
@@ -51,14 +57,16 @@ void lif_forward_block(const scalar_t* x, int64_t x_step, scalar_t* u_all, scala
         const scalar_t z = one - static_cast<scalar_t>(u <= v_th);
         ut[m] = u;
         zt[m] = z;
+        cnt[m] += z;
         v[m] = z * v_reset + (one - z) * u;
       }
     }
   }
 }
 
-template <typename scalar_t>
-void lif_backward_block(const scalar_t* gz, const scalar_t* u_all, scalar_t* gx, int64_t n,
+// kCounts: gc (the counts' gradient, [N]) is added to every step's spike gradient.
+template <typename scalar_t, bool kCounts>
+void lif_backward_block(const scalar_t* gz, const scalar_t* gc, const scalar_t* u_all, scalar_t* gx, int64_t n,
                         int64_t begin, int64_t end, int64_t steps, scalar_t a, scalar_t one_minus_a,
                         scalar_t one_minus_b, scalar_t v_th, scalar_t v_reset, bool current) {
   const int64_t k = end - begin;
@@ -76,7 +84,8 @@ void lif_backward_block(const scalar_t* gz, const scalar_t* u_all, scalar_t* gx,
       scalar_t s = std::abs(u - v_th) + one;
       s = one / (s * s);                                     // SuperSpike: 1/(|u - v_th| + 1)**2
       const scalar_t g = carry_v[m];
-      scalar_t d = (-(u + (-v_reset)) * g + gzt[m]) * s;     // (gz + G*(v_reset - u)) * s
+      const scalar_t gzm = kCounts ? gzt[m] + gc[begin + m] : gzt[m];  // the step's and the counts' gradient
+      scalar_t d = (-(u + (-v_reset)) * g + gzm) * s;        // (gz + G*(v_reset - u)) * s
       const scalar_t z = one - static_cast<scalar_t>(u <= v_th);  // the spike, recomputed: one read less
       d = (d + g) - g * z;                                   // + G*(1 - z)
       if (current) {
@@ -137,42 +146,56 @@ void check_input(const torch::Tensor& x, const char* name) {
 
 int64_t time_stride(const torch::Tensor& x) { return x.size(0) == 1 ? 0 : x.stride(0); }
 
-// Returns (u, z): the pre-reset voltages and the spikes, both [T, N].
+// Returns (u, z, counts): the pre-reset voltages and the spikes, both [T, N], and the spikes summed over time [N].
 std::vector<torch::Tensor> lif_forward(const torch::Tensor& x, double a, double minus_b, double v_leak, double v_th,
                                        double v_reset, bool current) {
   check_input(x, "x");
   const int64_t steps = x.size(0), n = x.size(1);
   auto u = torch::empty({steps, n}, x.options());
   auto z = torch::empty({steps, n}, x.options());
+  auto counts = torch::zeros({n}, x.options());
   const int64_t x_step = time_stride(x);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lif_forward", [&] {
     const scalar_t* xp = x.data_ptr<scalar_t>();
     scalar_t* up = u.data_ptr<scalar_t>();
     scalar_t* zp = z.data_ptr<scalar_t>();
+    scalar_t* cp = counts.data_ptr<scalar_t>();
     at::parallel_for(0, n, kBlock, [&](int64_t lo, int64_t hi) {
       for (int64_t b = lo; b < hi; b += kBlock) {
-        lif_forward_block<scalar_t>(xp, x_step, up, zp, n, b, std::min(b + kBlock, hi), steps, scalar_t(a),
+        lif_forward_block<scalar_t>(xp, x_step, up, zp, cp, n, b, std::min(b + kBlock, hi), steps, scalar_t(a),
                                     scalar_t(minus_b), scalar_t(v_leak), scalar_t(v_th), scalar_t(v_reset), current);
       }
     });
   });
-  return {u, z};
+  return {u, z, counts};
 }
 
-torch::Tensor lif_backward(const torch::Tensor& grad_z, const torch::Tensor& u, double a,
-                           double minus_b, double v_th, double v_reset, bool current) {
+// grad_counts: the gradient of the counts [N], or an undefined tensor when the counts were not used.
+torch::Tensor lif_backward(const torch::Tensor& grad_z, const c10::optional<torch::Tensor>& grad_counts,
+                           const torch::Tensor& u, double a, double minus_b, double v_th, double v_reset,
+                           bool current) {
   TORCH_CHECK(grad_z.is_contiguous() && u.is_contiguous(), "tensors must be contiguous");
+  const bool with_counts = grad_counts.has_value() && grad_counts->defined();
   const int64_t steps = u.size(0), n = u.size(1);
+  if (with_counts) {
+    TORCH_CHECK(grad_counts->is_contiguous() && grad_counts->numel() == n, "grad_counts must be [N], contiguous");
+  }
   auto gx = torch::empty({steps, n}, u.options());
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "lif_backward", [&] {
     const scalar_t* gzp = grad_z.data_ptr<scalar_t>();
+    const scalar_t* gcp = with_counts ? grad_counts->data_ptr<scalar_t>() : nullptr;
     const scalar_t* up = u.data_ptr<scalar_t>();
     scalar_t* gxp = gx.data_ptr<scalar_t>();
     at::parallel_for(0, n, kBlock, [&](int64_t lo, int64_t hi) {
       for (int64_t b = lo; b < hi; b += kBlock) {
-        lif_backward_block<scalar_t>(gzp, up, gxp, n, b, std::min(b + kBlock, hi), steps, scalar_t(a),
-                                     scalar_t(1.0 - a), scalar_t(1.0 + minus_b), scalar_t(v_th), scalar_t(v_reset),
-                                     current);
+        const int64_t e = std::min(b + kBlock, hi);
+        if (with_counts) {
+          lif_backward_block<scalar_t, true>(gzp, gcp, up, gxp, n, b, e, steps, scalar_t(a), scalar_t(1.0 - a),
+                                             scalar_t(1.0 + minus_b), scalar_t(v_th), scalar_t(v_reset), current);
+        } else {
+          lif_backward_block<scalar_t, false>(gzp, gcp, up, gxp, n, b, e, steps, scalar_t(a), scalar_t(1.0 - a),
+                                              scalar_t(1.0 + minus_b), scalar_t(v_th), scalar_t(v_reset), current);
+        }
       }
     });
   });
@@ -217,7 +240,7 @@ torch::Tensor li_backward(const torch::Tensor& grad_y, double a, double minus_b)
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("lif_forward", &lif_forward, "LIF/LIFBox over T steps: (u, z)");
+  m.def("lif_forward", &lif_forward, "LIF/LIFBox over T steps: (u, z, spike counts)");
   m.def("lif_backward", &lif_backward, "dL/dx of the LIF/LIFBox spikes");
   m.def("li_forward", &li_forward, "LI voltages over T steps");
   m.def("li_backward", &li_backward, "dL/dx of the LI voltages");

@@ -28,8 +28,9 @@ SPECS = {
 }
 
 
-def run(spec, monkeypatch, kernel: str):
-    """Forward and backward of a calibrated model on fixed data, with the kernels on ('fused') or off ('norse')."""
+def run(spec, monkeypatch, kernel: str, counts: bool = False):
+    """Forward and backward of a calibrated model on fixed data, with the kernels on ('fused') or off ('norse');
+    ``counts``: the penalty reads the kernels' spike counts instead of summing the spikes."""
     monkeypatch.setenv(KERNEL_ENV, kernel)
     torch.manual_seed(0)
     model = build_model(spec)
@@ -38,9 +39,26 @@ def run(spec, monkeypatch, kernel: str):
     calibrate_firing(model, x, 0.1)
     out = model(x)
     loss = F.cross_entropy(out.logits, torch.arange(5) % spec.num_classes)
-    loss = loss + 1e-3 * synaptic_penalty(out.spikes, model.fan_outs).mean()
+    loss = loss + 1e-3 * synaptic_penalty(out.spikes, model.fan_outs,
+                                          counts=out.spike_counts if counts else None).mean()
     loss.backward()
     return model, out, [p.grad.clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("backend", [pytest.param("cpp", marks=pytest.mark.skipif(
+    shutil.which("c++") is None, reason="no C++ compiler")), "torch"])
+@pytest.mark.parametrize("name", list(SPECS))
+def test_the_penalty_on_the_kernels_counts_has_the_same_gradient_bit_for_bit(name, backend, monkeypatch):
+    """The kernels sum each neuron's spikes over time and take the counts' gradient into their backward pass: the
+    penalty read from the counts gives exactly the weights' gradients of the penalty summed from the spikes."""
+    _, out, from_counts = run(SPECS[name], monkeypatch, backend, counts=True)
+    assert out.spike_counts is not None
+    for counts, spikes in zip(out.spike_counts, out.spikes, strict=True):
+        assert torch.equal(counts, spikes.sum(dim=0))
+    _, _, from_spikes = run(SPECS[name], monkeypatch, backend, counts=False)
+    assert all(torch.equal(a, b) for a, b in zip(from_counts, from_spikes, strict=True))
+    _, norse, _ = run(SPECS[name], monkeypatch, "norse")
+    assert norse.spike_counts is None  # Norse's cells step by step: the penalty sums the spikes
 
 
 @pytest.mark.parametrize("backend", [pytest.param("cpp", marks=pytest.mark.skipif(
