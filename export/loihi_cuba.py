@@ -149,6 +149,16 @@ class _CubaFixedPoint(torch.autograd.Function):
         limit = 2 ** (fp.state_bits - 1)
         threshold_int = float(v_th_mant << fp.threshold_shift)
         k_u, k_v = (fp.decay_unit - i_decay) / fp.decay_unit, (fp.decay_unit - v_decay) / fp.decay_unit
+        ctx.settings = (k_u, k_v, threshold_int, volt_units(scale, fp), spiking, float(2**fp.input_shift))
+        ctx.compiled = compiled = _compiled_cuba(a_in)
+        if compiled is not None:  # the same operations in C++ (neuromorph/csrc/neurons.cpp): the same values
+            flat = a_in.reshape(a_in.shape[0], -1)
+            if not (flat.stride(1) == 1 and flat.stride(0) in (0, flat.shape[1])):
+                flat = flat.contiguous()
+            pre, spikes, voltages = compiled.cuba_forward(flat, k_u, k_v, threshold_int, float(2**fp.input_shift),
+                                                          float(limit))
+            ctx.save_for_backward(pre, spikes)
+            return spikes.view(a_in.shape), voltages.view(a_in.shape)
         u = torch.zeros_like(a_in[0])
         v = torch.zeros_like(a_in[0])
         pre = torch.empty_like(a_in, memory_format=torch.contiguous_format)  # voltage before the reset
@@ -162,13 +172,16 @@ class _CubaFixedPoint(torch.autograd.Function):
             torch.gt(v, threshold_int, out=z)  # = H((v - th)/volts): v and th are integers, volts > 0
             v = torch.mul(1 - z, v, out=voltages[t])
         ctx.save_for_backward(pre, spikes)
-        ctx.settings = (k_u, k_v, threshold_int, volt_units(scale, fp), spiking, float(2**fp.input_shift))
         return spikes, voltages
 
     @staticmethod
     def backward(ctx, grad_spikes, grad_voltages):
         pre, spikes = ctx.saved_tensors
         k_u, k_v, threshold_int, volts, spiking, gain = ctx.settings
+        if ctx.compiled is not None:
+            flat = (g.reshape(pre.shape[0], -1).contiguous() for g in (grad_spikes, grad_voltages))
+            grad = ctx.compiled.cuba_backward(*flat, pre, spikes, k_u, k_v, threshold_int, volts, gain, spiking)
+            return grad.view(grad_spikes.shape), None, None, None, None, None, None
         grad_in = torch.empty_like(pre)
         d_v = torch.zeros_like(pre[0])
         d_u = torch.zeros_like(pre[0])
@@ -183,6 +196,15 @@ class _CubaFixedPoint(torch.autograd.Function):
         return grad_in, None, None, None, None, None, None
 
 
+def _compiled_cuba(a_in: torch.Tensor):
+    """The compiled CUBA kernel for a float64 CPU input, or None (the torch loop above runs)."""
+    from neuromorph.neurons import backend, compiled_extension
+
+    if a_in.device.type != "cpu" or a_in.dtype != torch.float64 or backend(a_in.device) != "cpp":
+        return None
+    return compiled_extension()
+
+
 def cuba_fixed_point_fused(a_in: torch.Tensor, i_decay: int, v_decay: int, v_th_mant: int, scale: float,
                            surrogate: tuple[str, float] | None, fp: LoihiFixedPoint = LOIHI_FIXED_POINT
                            ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -193,18 +215,34 @@ def cuba_fixed_point_fused(a_in: torch.Tensor, i_decay: int, v_decay: int, v_th_
     return _CubaFixedPoint.apply(a_in, i_decay, v_decay, v_th_mant, scale, surrogate is not None, fp)
 
 
+FLOAT32_EXACT = 2**24  # float32 holds every integer up to this: a sum bounded by it is exact in any order
+
+
+def _compute_dtype(weight: torch.Tensor, input_bound: float) -> torch.dtype:
+    """float32 where every partial sum of the integer weighted sum is an integer below 2**24 (so float32 computes it
+    exactly, several times faster than float64, which has no fast convolution on a CPU): each output's sum of
+    ``|w|`` times the largest input. Else float64."""
+    largest = float(weight.detach().abs().flatten(start_dim=1).sum(dim=1).max()) * input_bound
+    return torch.float32 if largest < FLOAT32_EXACT else torch.float64
+
+
 def _dense_sum_torch(layer, weight: torch.Tensor, flat: torch.Tensor, fp: LoihiFixedPoint) -> torch.Tensor:
-    return nn.functional.linear(flat.reshape(flat.shape[0], -1), weight)
+    dtype = _compute_dtype(weight, 1.0)  # binary spikes in
+    out = nn.functional.linear(flat.reshape(flat.shape[0], -1).to(dtype), weight.to(dtype))
+    return out.to(torch.float64)
 
 
 def _conv_sum_torch(layer, weight: torch.Tensor, flat: torch.Tensor, fp: LoihiFixedPoint) -> torch.Tensor:
     k = getattr(layer, "pool_before", 1)
+    dtype = _compute_dtype(weight[:, :, ::k, ::k], float(k * k))  # inputs: spikes, or k x k sums of them
+    flat, weight = flat.to(dtype), weight.to(dtype)
     if k > 1:  # a pool folded into the kernel repeats each tap k x k times: the same integer sum, k*k times cheaper,
         flat = nn.functional.avg_pool2d(flat, k, divisor_override=1)  # is the small kernel on the sum-pooled map
         out = nn.functional.conv2d(flat, weight[:, :, ::k, ::k], stride=layer.stride // k,
                                    padding=layer.padding // k)
     else:
         out = nn.functional.conv2d(flat, weight, stride=layer.stride, padding=layer.padding)
+    out = out.to(torch.float64)
     base = 2**fp.conv_accumulator_bits  # Lava's fixed-point Conv wraps its sum to signed 24 bits
     return straight_through(out, torch.remainder(out.detach() + base // 2, base) - base // 2)
 

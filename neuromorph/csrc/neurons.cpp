@@ -136,6 +136,61 @@ void li_backward_block(const scalar_t* gy, scalar_t* gx, int64_t n, int64_t begi
   }
 }
 
+// Lava's bit-accurate CUBA LIF (export/loihi_cuba.py, _CubaFixedPoint) in float64, which holds its integers
+// exactly: the same operations in the same order as the torch version, so the same values bit for bit.
+void cuba_forward_block(const double* a_in, int64_t a_step, double* pre, double* spikes, double* volts, int64_t n,
+                        int64_t begin, int64_t end, int64_t steps, double k_u, double k_v, double threshold,
+                        double gain, double limit) {
+  const int64_t k = end - begin;
+  std::vector<double> u_buf(k, 0.0), v_buf(k, 0.0);
+  double* __restrict__ u = u_buf.data();
+  double* __restrict__ v = v_buf.data();
+  for (int64_t t = 0; t < steps; ++t) {
+    const double* __restrict__ at = a_in + t * a_step + begin;
+    double* __restrict__ pt = pre + t * n + begin;
+    double* __restrict__ zt = spikes + t * n + begin;
+    double* __restrict__ vt = volts + t * n + begin;
+    for (int64_t m = 0; m < k; ++m) {
+      const double current = std::trunc(u[m] * k_u) + at[m] * gain;
+      double wrapped = current > limit ? current - 2.0 * limit : current;
+      wrapped = wrapped <= -limit ? current + 2.0 * limit : wrapped;  // as Lava writes it
+      u[m] = wrapped;
+      double voltage = std::trunc(v[m] * k_v) + wrapped;
+      voltage = voltage < -limit + 1.0 ? -limit + 1.0 : (voltage > limit - 1.0 ? limit - 1.0 : voltage);
+      pt[m] = voltage;
+      const double z = voltage > threshold ? 1.0 : 0.0;
+      zt[m] = z;
+      v[m] = (1.0 - z) * voltage;
+      vt[m] = v[m];
+    }
+  }
+}
+
+void cuba_backward_block(const double* g_spikes, const double* g_volts, const double* pre, const double* spikes,
+                         double* g_in, int64_t n, int64_t begin, int64_t end, int64_t steps, double k_u, double k_v,
+                         double threshold, double volts, double gain, bool spiking) {
+  const int64_t k = end - begin;
+  std::vector<double> dv_buf(k, 0.0), du_buf(k, 0.0);
+  double* __restrict__ d_v = dv_buf.data();
+  double* __restrict__ d_u = du_buf.data();
+  for (int64_t t = steps - 1; t >= 0; --t) {
+    const int64_t off = t * n + begin;
+    for (int64_t m = 0; m < k; ++m) {
+      const double nv = g_volts[off + m] + k_v * d_v[m];
+      double dv = nv * (1.0 - spikes[off + m]);
+      if (spiking) {
+        const double p = pre[off + m];
+        double s = std::abs(p - threshold) / volts + 1.0;
+        s = 1.0 / (s * s);
+        dv = dv + (g_spikes[off + m] - nv * p) * s / volts;
+      }
+      d_v[m] = dv;
+      d_u[m] = dv + k_u * d_u[m];
+      g_in[off + m] = gain * d_u[m];
+    }
+  }
+}
+
 void check_input(const torch::Tensor& x, const char* name) {
   TORCH_CHECK(x.device().is_cpu(), name, " must be on the CPU");
   TORCH_CHECK(x.dim() == 2, name, " must be [T, N]");
@@ -237,6 +292,47 @@ torch::Tensor li_backward(const torch::Tensor& grad_y, double a, double minus_b)
   return gx;
 }
 
+// Returns (pre-reset voltage, spikes, voltage after the reset), each [T, N] float64; a_in [T, N] float64 (time
+// stride N or 0).
+std::vector<torch::Tensor> cuba_forward(const torch::Tensor& a_in, double k_u, double k_v, double threshold,
+                                        double gain, double limit) {
+  check_input(a_in, "a_in");
+  TORCH_CHECK(a_in.scalar_type() == torch::kFloat64, "a_in must be float64");
+  const int64_t steps = a_in.size(0), n = a_in.size(1);
+  auto pre = torch::empty({steps, n}, a_in.options());
+  auto spikes = torch::empty({steps, n}, a_in.options());
+  auto volts = torch::empty({steps, n}, a_in.options());
+  const int64_t a_step = time_stride(a_in);
+  const double* ap = a_in.data_ptr<double>();
+  double *pp = pre.data_ptr<double>(), *zp = spikes.data_ptr<double>(), *vp = volts.data_ptr<double>();
+  at::parallel_for(0, n, kBlock, [&](int64_t lo, int64_t hi) {
+    for (int64_t b = lo; b < hi; b += kBlock) {
+      cuba_forward_block(ap, a_step, pp, zp, vp, n, b, std::min(b + kBlock, hi), steps, k_u, k_v, threshold, gain,
+                         limit);
+    }
+  });
+  return {pre, spikes, volts};
+}
+
+torch::Tensor cuba_backward(const torch::Tensor& g_spikes, const torch::Tensor& g_volts, const torch::Tensor& pre,
+                            const torch::Tensor& spikes, double k_u, double k_v, double threshold, double volts,
+                            double gain, bool spiking) {
+  TORCH_CHECK(g_spikes.is_contiguous() && g_volts.is_contiguous() && pre.is_contiguous() && spikes.is_contiguous(),
+              "tensors must be contiguous");
+  const int64_t steps = pre.size(0), n = pre.size(1);
+  auto g_in = torch::empty({steps, n}, pre.options());
+  const double *gz = g_spikes.data_ptr<double>(), *gv = g_volts.data_ptr<double>();
+  const double *pp = pre.data_ptr<double>(), *zp = spikes.data_ptr<double>();
+  double* gp = g_in.data_ptr<double>();
+  at::parallel_for(0, n, kBlock, [&](int64_t lo, int64_t hi) {
+    for (int64_t b = lo; b < hi; b += kBlock) {
+      cuba_backward_block(gz, gv, pp, zp, gp, n, b, std::min(b + kBlock, hi), steps, k_u, k_v, threshold, volts,
+                          gain, spiking);
+    }
+  });
+  return g_in;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -244,4 +340,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("lif_backward", &lif_backward, "dL/dx of the LIF/LIFBox spikes");
   m.def("li_forward", &li_forward, "LI voltages over T steps");
   m.def("li_backward", &li_backward, "dL/dx of the LI voltages");
+  m.def("cuba_forward", &cuba_forward, "Lava's bit-accurate CUBA LIF over T steps: (pre-reset v, spikes, v)");
+  m.def("cuba_backward", &cuba_backward, "straight-through dL/da_in of the CUBA LIF");
 }
