@@ -513,9 +513,9 @@ def energy_penalty(model, profile: DeviceProfile | str):
     """A training penalty ``(spikes, fan_outs, power) -> [B]``: joules per sample on ``profile``.
 
     ``(1/p) * sum_l sum_i w[l,i] * sum_t s[l,i,t]**p`` with the weights of :func:`spike_energy_weights`, plus the
-    neuron-update energy (a constant, every update priced as active). For binary spikes and any p it is the dynamic
+    neuron-update energy (a constant, every update priced as active). For binary spikes and p = 1 it is the dynamic
     energy of :func:`estimate_energy` without the analog input's row (fixed by the data), with idle updates priced
-    as active, and without static energy.
+    as active, and without static energy; for other p the spike-driven part is that divided by p.
     """
     from hw_models.opcount import weighted_spike_sums
 

@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from hw_models.activity import measure_activity
-from hw_models.energy import energy_penalty, estimate_energy
+from hw_models.energy import energy_penalty, estimate_energy, neuron_update_energy
 from hw_models.loihi import LOIHI1_CORE, LOIHI_SYNAPSE_FORMAT
 from hw_models.mapping import map_cores
 from hw_models.profiles import PROFILES
@@ -137,8 +137,9 @@ def test_hand_counted_core_mapping():
 @pytest.mark.parametrize("power", [1.0, 2.0])
 def test_energy_penalty_is_the_counted_energy(encoder, power):
     """The training penalty on binary spikes is the report's dynamic energy without the analog input's row (fixed by
-    the data) and with idle updates priced as active, for any p (atol=0: the joules are ~1e-9, below allclose's
-    default absolute tolerance, which would pass anything)."""
+    the data) and with idle updates priced as active; its spike-driven part carries the 1/p of the synaptic
+    penalty, so it is that energy at p = 1 (atol=0: the joules are ~1e-9, below allclose's default absolute
+    tolerance, which passed anything, p = 2 included)."""
     model, split = golden_model(encoder)
     profile = PROFILES["loihi1-calibrated"]
     counts = measure_activity(model, split)
@@ -149,7 +150,8 @@ def test_energy_penalty_is_the_counted_energy(encoder, power):
     assert penalty.shape == (5,)
     analog = sum(p.total_j for p in expected.populations if p.name == "input" and encoder == "direct")
     idle_as_active = sum(p.idle_updates for p in expected.populations) * (72.8 - 51.2) * PJ
-    wanted = expected.dynamic_j - analog + idle_as_active
+    fixed = neuron_update_energy(model.spec, profile)
+    wanted = (expected.dynamic_j - analog + idle_as_active - fixed) / power + fixed
     assert torch.allclose(penalty.double(), torch.full((5,), wanted, dtype=torch.float64), rtol=1e-6, atol=0)
 
 
