@@ -105,12 +105,13 @@ def _wrap(current: torch.Tensor, fp: LoihiFixedPoint) -> torch.Tensor:
 
 
 def cuba_fixed_point(a_in: torch.Tensor, i_decay: int, v_decay: int, v_th_mant: int, scale: float,
-                     surrogate: tuple[str, float] | None, fp: LoihiFixedPoint = LOIHI_FIXED_POINT
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
+                     surrogate: tuple[str, float] | None, fp: LoihiFixedPoint = LOIHI_FIXED_POINT,
+                     idle: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Run Lava's fixed-point CUBA LIF over integer inputs ``a_in`` ``[T, B, ...]``; returns spikes and voltages
     (Lava's units, ``[T, B, ...]``). ``surrogate`` ``(method, alpha)`` gives spikes a Norse surrogate gradient on the
     voltage in Norse volts; None (the readout) makes them plain comparisons. Step by step it is
-    :func:`cuba_lif_step` (with zero bias)."""
+    :func:`cuba_lif_step` (with zero bias). ``idle`` (``[...]``, without T and B): adds, per compartment, the steps
+    with no input (``a_in == 0``) whose state ``(u, v)`` the step left unchanged (hw_models.activity)."""
     from norse.torch.functional.threshold import threshold
 
     limit = 2 ** (fp.state_bits - 1)
@@ -120,6 +121,7 @@ def cuba_fixed_point(a_in: torch.Tensor, i_decay: int, v_decay: int, v_th_mant: 
     v = torch.zeros_like(a_in[0])
     spikes, voltages = [], []
     for step in range(a_in.shape[0]):
+        u_before, v_before = u, v
         u = _trunc_decay(u, i_decay, fp) + a_in[step] * 2**fp.input_shift
         u = straight_through(u, _wrap(u.detach(), fp))
         v = _trunc_decay(v, v_decay, fp) + u
@@ -129,6 +131,8 @@ def cuba_fixed_point(a_in: torch.Tensor, i_decay: int, v_decay: int, v_th_mant: 
         else:
             z = threshold((v - threshold_int) / volts, surrogate[0], surrogate[1])
         v = (1 - z) * v
+        if idle is not None:
+            idle += ((a_in[step] == 0) & (u == u_before) & (v == v_before)).sum(dim=0)
         spikes.append(z)
         voltages.append(v)
     return torch.stack(spikes), torch.stack(voltages)

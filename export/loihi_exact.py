@@ -59,11 +59,13 @@ def _per_step(h: torch.Tensor, apply) -> torch.Tensor:
     return out.reshape(steps, batch, *out.shape[1:])
 
 
-def fixed_point_forward(model, x: torch.Tensor, fp: LoihiFixedPoint = LOIHI_FIXED_POINT) -> SNNOutput:
+def fixed_point_forward(model, x: torch.Tensor, fp: LoihiFixedPoint = LOIHI_FIXED_POINT,
+                        idle: list[torch.Tensor] | None = None) -> SNNOutput:
     """The forward pass of a :class:`~neuromorph.models.SpikingNet` whose ``spec.fixed_point`` is set.
 
     Returns an :class:`~neuromorph.outputs.SNNOutput` (float64): hidden spikes, readout voltage in Norse volts,
-    logits.
+    logits. ``idle`` (a list): gets each population's idle steps per compartment, summed over the batch (the
+    step-by-step arithmetic runs, the same as the fused one).
     """
     spec = model.spec
     readout_volts = spec.fixed_point.readout_volts
@@ -85,8 +87,13 @@ def fixed_point_forward(model, x: torch.Tensor, fp: LoihiFixedPoint = LOIHI_FIXE
             quantized = straight_through(scaled, even_grid(scaled.detach(), fp))
             synaptic_sum = SYNAPTIC_SUMS[layer.synapse_kind].torch
             a_in = _per_step(h, lambda flat, q=quantized, g=geometry, s=synaptic_sum: s(g, q, flat, fp))
-        cuba = cuba_fixed_point_fused if kernels_enabled() else cuba_fixed_point  # the same arithmetic
-        z, v = cuba(a_in, i_decay, v_decay, v_th_mant, scale, None if layer.readout else surrogate, fp)
+        if idle is not None:
+            idle.append(torch.zeros(a_in.shape[2:], dtype=torch.float64, device=a_in.device))
+            z, v = cuba_fixed_point(a_in, i_decay, v_decay, v_th_mant, scale, None if layer.readout else surrogate,
+                                    fp, idle=idle[-1])
+        else:
+            cuba = cuba_fixed_point_fused if kernels_enabled() else cuba_fixed_point  # the same arithmetic
+            z, v = cuba(a_in, i_decay, v_decay, v_th_mant, scale, None if layer.readout else surrogate, fp)
         if layer.readout:
             voltages = v / volt_units(scale, fp)
         else:
@@ -100,4 +107,12 @@ def check_fixed_point(model) -> None:
     check_exportable(model.spec, model)
 
 
-register_arithmetic(FIXED_POINT_ARITHMETIC, fixed_point_forward, check_fixed_point)
+@torch.no_grad()
+def fixed_point_idle_steps(model, x: torch.Tensor, out: SNNOutput) -> list[torch.Tensor]:
+    """Idle steps of each population in the integer arithmetic: the forward pass again, counting them."""
+    idle: list[torch.Tensor] = []
+    fixed_point_forward(model, x, idle=idle)
+    return idle
+
+
+register_arithmetic(FIXED_POINT_ARITHMETIC, fixed_point_forward, check_fixed_point, fixed_point_idle_steps)

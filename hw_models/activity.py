@@ -10,7 +10,18 @@ per sample:
   fan-out, and once per inference: the direct input is the same on every step, so the layer's output is computed
   once and reused (SpikingNet does exactly this). A counter that calls the layer on every step (NeuroBench on a
   per-step loop) counts T times as many;
-- ``neuron_updates``: every neuron every step (LIF layers and the readout), ``neurons * T``;
+- ``neuron_updates``: every neuron every step (LIF layers and the readout), ``neurons * T``; of them
+  ``idle_updates``: the steps in which a neuron is idle. A neuron is idle in a step when it receives no input
+  (its synaptic current from the layer below is exactly 0) and its state does not change (every state variable,
+  ``v`` and ``i``, bitwise the same after the step as before it): nothing to integrate and nothing to decay, as
+  Loihi defines an inactive compartment. A neuron at rest (``v = v_leak``, ``i = 0``, the initial state) without
+  input is idle; one that spiked and was reset to rest (``v_reset = v_leak``, no current, as a ``lifbox`` cell) is
+  idle again from the next step without input; a neuron whose state is still decaying is active, and so is one
+  with input, even at a fixed point of its dynamics (the chip integrates that input). Counted by the model's own
+  arithmetic (``SpikingNet.idle_steps``): Norse float steps each population's Norse cell on the synaptic currents
+  the recorded spikes (or the encoded input) drive and compares its states ``(v, i)``; Loihi fixed point
+  (export.loihi_exact) compares the integer states ``(u, v)`` and takes ``a_in == 0`` as no input. An arithmetic
+  without such a count leaves ``idle_counted`` False (every update priced as active);
 - ``spikes``: spikes it sends; ``dense_connections``: the multiply-accumulates of the synaptic layer it feeds for a
   dense input, what a clock-driven device computes every step and what the equivalent ANN computes once. With a
   pooling layer in between it counts the pooled positions (an ANN pools first), so it can be less than ``sum psi``.
@@ -31,7 +42,7 @@ import torch
 
 from hw_models.fanout import consumer_fan_out, model_fan_outs
 from hw_models.opcount import weighted_spike_sums
-from neuromorph.structure import INPUT, readout_block, spike_sources
+from neuromorph.structure import INPUT, blocks, readout_block, spike_sources
 
 ROLES = ("input-spikes", "input-analog", "hidden", "readout")
 
@@ -48,14 +59,20 @@ class PopulationActivity:
     synops: float
     macs: float
     dense_connections: int
+    idle_updates: float = 0.0
+
+    @property
+    def active_updates(self) -> float:
+        return self.neuron_updates - self.idle_updates
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "active_updates": self.active_updates}
 
 
 @dataclass
 class ActivityCounts:
-    """Counts of a run: per population, per sample; ``spike_totals`` per neuron over all steps and samples."""
+    """Counts of a run: per population, per sample; ``spike_totals`` per neuron over all steps and samples, and
+    ``idle_totals`` (idle steps per neuron over all samples, for each on-chip population) when ``idle_counted``."""
 
     model_name: str
     samples: int
@@ -64,6 +81,8 @@ class ActivityCounts:
     spike_totals: dict[str, torch.Tensor] = field(repr=False)
     correct: int = 0
     input_nonzero: torch.Tensor | None = field(default=None, repr=False)  # direct input: non-zero count per pixel
+    idle_totals: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+    idle_counted: bool = False
 
     @property
     def accuracy(self) -> float:
@@ -84,7 +103,9 @@ class ActivityCounts:
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model_name, "samples": self.samples, "time_steps": self.time_steps,
-                "accuracy": self.accuracy, "populations": [p.to_dict() for p in self.populations]}
+                "accuracy": self.accuracy, "idle_counted": self.idle_counted,
+                "populations": [p.to_dict() for p in self.populations]}
+
 
 
 class ActivityRecorder:
@@ -99,6 +120,8 @@ class ActivityRecorder:
         self.connections = layer_connections(spec)
         self.totals = [torch.zeros(s.shape, dtype=torch.float64) for s in model.sources]
         self.input_nonzero = torch.zeros(spec.input_shape, dtype=torch.float64)
+        self.idle_counted = True
+        self.idle = [torch.zeros(block.out_shape, dtype=torch.float64) for block in model.blocks]
         self.samples = 0
         self.correct = 0
 
@@ -109,6 +132,13 @@ class ActivityRecorder:
             total += s.sum(dim=(0, 1)).to("cpu", torch.float64)
         if self.analog_input:
             self.input_nonzero += (x[0] != 0).sum(dim=0).to("cpu", torch.float64)
+        if self.idle_counted:
+            steps = self.model.idle_steps(x, out)
+            if steps is None:
+                self.idle_counted = False
+            else:
+                for idle, counted in zip(self.idle, steps, strict=True):
+                    idle += counted.to("cpu", torch.float64)
         self.samples += int(x.shape[1])
         if labels is not None:
             self.correct += int((out.logits.argmax(dim=1) == labels).sum())
@@ -126,20 +156,25 @@ class ActivityRecorder:
                 name=INPUT, role="input-analog", neurons=math.prod(spec.input_shape), neuron_updates=0.0,
                 spikes=0.0, synops=0.0, macs=float(nonzero) / n,
                 dense_connections=self.connections[INPUT]))
+        idle = dict(zip([block.name for block in blocks(spec)], self.idle, strict=True)) if self.idle_counted else {}
         for index, source in enumerate(model.sources):
             is_input = source.name == INPUT
             populations.append(PopulationActivity(
                 name=source.name, role="input-spikes" if is_input else "hidden", neurons=math.prod(source.shape),
                 neuron_updates=0.0 if is_input else float(math.prod(source.shape) * steps), spikes=spikes[index] / n,
-                synops=float(per_source[index]) / n, macs=0.0, dense_connections=self.connections[source.name]))
+                synops=float(per_source[index]) / n, macs=0.0, dense_connections=self.connections[source.name],
+                idle_updates=float(idle[source.name].sum()) / n if source.name in idle else 0.0))
         classes = spec.num_classes
+        readout = readout_block(spec).name
         populations.append(PopulationActivity(
-            name=readout_block(spec).name, role="readout", neurons=classes, neuron_updates=float(classes * steps),
-            spikes=0.0, synops=0.0, macs=0.0, dense_connections=0))
+            name=readout, role="readout", neurons=classes, neuron_updates=float(classes * steps),
+            spikes=0.0, synops=0.0, macs=0.0, dense_connections=0,
+            idle_updates=float(idle[readout].sum()) / n if readout in idle else 0.0))
         totals = dict(zip(self.names, self.totals, strict=True))
         return ActivityCounts(model_name=spec.name, samples=self.samples, time_steps=steps, populations=populations,
                               spike_totals=totals, correct=self.correct,
-                              input_nonzero=self.input_nonzero if self.analog_input else None)
+                              input_nonzero=self.input_nonzero if self.analog_input else None,
+                              idle_totals=idle, idle_counted=self.idle_counted)
 
 
 def layer_connections(spec) -> dict[str, int]:
@@ -193,7 +228,8 @@ def measure_activity(
 
 def populations_table(counts: ActivityCounts) -> tuple[Sequence[str], list[list[Any]]]:
     """Headers and rows of the per-population count table (per sample)."""
-    headers = ("population", "role", "neurons", "updates", "spikes", "SynOps", "MACs", "connections")
-    rows = [[p.name, p.role, p.neurons, p.neuron_updates, p.spikes, p.synops, p.macs, p.dense_connections]
+    headers = ("population", "role", "neurons", "updates", "idle", "spikes", "SynOps", "MACs", "connections")
+    rows = [[p.name, p.role, p.neurons, p.neuron_updates, p.idle_updates, p.spikes, p.synops, p.macs,
+             p.dense_connections]
             for p in counts.populations]
     return headers, rows

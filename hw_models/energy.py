@@ -2,23 +2,37 @@
 
 For a population p on profile d (hw_models.profiles), per sample:
 
-- event-driven device: ``E_p = SynOps_p * e_synop + MACs_p * e_mac + updates_p * e_update + spikes_p * e_spike
-  + messages_p * e_message``, with ``messages_p = sum_i dest_cores[i] * spikes[i]`` from the core mapping;
+- event-driven device: ``E_p = SynOps_p * e_synop + MACs_p * e_mac + active_p * e_update + idle_p * e_idle
+  + spikes_p * e_spike + messages_p * e_message + hops_ew_p * e_hop_ew + hops_ns_p * e_hop_ns``, with
+  ``messages_p = sum_i dest_cores[i] * spikes[i]`` from the core mapping and ``hops_p = sum_i hops[i] * spikes[i]``
+  from its placement on the mesh (hw_models.mapping: row-major in core order; ``hops[i]`` the tile hops east-west
+  and north-south from neuron i's core to each of its destination cores). ``idle_p`` are the neuron updates in
+  which the neuron is idle (no input, state unchanged: hw_models.activity), ``active_p`` the rest; a profile
+  without ``e_idle`` prices idle updates as active and says so in ``not_priced``;
 - clock-driven device (every synapse every step, as KerasSpiking prices CPU/GPU/ARM):
   ``E_p = T * connections_p * e_synop + updates_p * e_update``; the direct-encoded input layer, constant over time,
   is computed once: ``connections * e_mac``.
 
-Direct (analog) input on a chip without MACs (``input_delivery="host-graded"``, the default): the host injects each
-non-zero pixel as a graded spike on every step (the chip's synaptic input is consumed each step), so the input
-population costs ``T * MACs`` synaptic operations and ``T * sum_i nonzero_i * dest_cores[i]`` messages; the spike
-generation is the host's and is not charged. ``input_delivery="none"``: not priced (named in ``not_priced``).
+Direct (analog) input on a chip without MACs is delivered as ``input_delivery`` says (its own row ``input``):
 
-Static energy is ``P_static * chips * T * t_step`` (``static_scope="chip"``, the default: a chip's leakage is paid
-whatever part of it is used); ``static_scope="cores"`` charges the share of the cores the network uses,
-``P_static * cores_used / cores_per_chip * T * t_step``. Both figures are in the estimate. ``t_step`` is the
-profile's ``time_per_step_s`` when it has one;
-otherwise it is derived from the latencies and the mapping: cores work in parallel, so a step lasts as long as the
-busiest layer's core (its events spread evenly over the layer's cores) plus the end-of-step synchronization.
+- ``"host-graded"`` (the default): the host injects each non-zero pixel as a graded spike on every step (the
+  chip's synaptic input is consumed each step): ``T * MACs`` synaptic operations, ``T * sum_i nonzero_i *
+  dest_cores[i]`` messages, and their hops from the host's entry at tile (0, 0); generating and sending the spikes
+  is the host's work, off the chip;
+- ``"encoder"``: an on-chip encoding layer, one compartment per pixel on its own cores (placed first), driven by
+  its pixel; each non-zero pixel's compartment sends one graded spike per step, so the first layer receives the
+  trained input current exactly. On top of the host-graded costs: ``T * nonzero`` active updates and spikes, and
+  ``T * zero pixels`` idle updates (a compartment without drive is idle); its cores count in the static share;
+- ``"none"``: not priced (named in ``not_priced``).
+
+Time per step: the profile's ``time_per_step_s`` when it has one; otherwise derived from the per-core work. Each
+core's events per sample (synaptic operations into it, its neurons' active and idle updates, their spikes and the
+messages they send) times the profile's latencies, divided by T, is its mean work per step; cores work in parallel,
+so a step lasts as long as the busiest core's work plus the end-of-step synchronization. Mesh hop latencies are not
+added (messages cross the mesh while cores compute; the barrier closes the step). Static energy is
+``P_static * chips * T * t_step`` (``static_scope="chip"``, the default: a chip's leakage is paid whatever part of
+it is used); ``static_scope="cores"`` charges the share of the cores the network uses,
+``P_static * cores_used / cores_per_chip * T * t_step``. Both figures are in the estimate.
 
 The equivalent ANN has the same synaptic layers with one multiply-accumulate per synapse on a dense input (pooling
 first; the pooling additions are not counted) and one activation per hidden neuron, once per inference; it is
@@ -34,30 +48,37 @@ from typing import Any
 import torch
 
 from hw_models.activity import ActivityCounts, PopulationActivity
-from hw_models.mapping import CoreMapping, map_cores
-from hw_models.profiles import PROFILES, DeviceProfile
+from hw_models.mapping import HOST, CoreMapping, core_owner, map_cores
+from hw_models.profiles import INPUT_DELIVERIES, PROFILES, STATIC_SCOPES, DeviceProfile
 from neuromorph.spec import ModelSpec
+from neuromorph.structure import INPUT
 
-ENERGY_KINDS = ("synops", "macs", "neuron_updates", "spikes", "messages")
-INPUT_DELIVERIES = ("host-graded", "none")
-STATIC_SCOPES = ("chip", "cores")
+ENERGY_KINDS = ("synops", "macs", "neuron_updates", "idle_updates", "spikes", "messages", "hops")
 
 
 @dataclass(frozen=True)
 class PopulationEnergy:
-    """Joules per sample of one population, by kind of event."""
+    """Joules per sample of one population, by kind of event (``neuron_updates_j``: the active updates), and the
+    counts per sample that only pricing knows (messages and hops from the mapping, updates of the encoding layer)."""
 
     name: str
     synops_j: float = 0.0
     macs_j: float = 0.0
     neuron_updates_j: float = 0.0
+    idle_updates_j: float = 0.0
     spikes_j: float = 0.0
     messages_j: float = 0.0
+    hops_j: float = 0.0
     messages: float = 0.0
+    hops_east_west: float = 0.0
+    hops_north_south: float = 0.0
+    off_chip_messages: float = 0.0
+    active_updates: float = 0.0
+    idle_updates: float = 0.0
 
     @property
     def total_j(self) -> float:
-        return self.synops_j + self.macs_j + self.neuron_updates_j + self.spikes_j + self.messages_j
+        return sum(getattr(self, f"{kind}_j") for kind in ENERGY_KINDS)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "total_j": self.total_j}
@@ -83,6 +104,23 @@ class AnnEquivalent:
 
 
 @dataclass(frozen=True)
+class CoreWork:
+    """Mean events per step on one core, and the time they take (``work_s``)."""
+
+    layer: str
+    core: int
+    synops: float
+    active_updates: float
+    idle_updates: float
+    spikes: float
+    messages: float
+    work_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class EnergyEstimate:
     """Energy per inference (per sample) of an SNN on one device, against the equivalent ANN."""
 
@@ -100,6 +138,9 @@ class EnergyEstimate:
     static_cores_j: float = 0.0
     static_scope: str = "chip"
     input_delivery: str = "none"
+    time_per_step_how: str = ""
+    busiest_core: CoreWork | None = None
+    cores: int | None = None
 
     @property
     def dynamic_j(self) -> float:
@@ -124,7 +165,9 @@ class EnergyEstimate:
         return {"profile": self.profile, "event_driven": self.event_driven, "dynamic_j": self.dynamic_j,
                 "static_j": self.static_j, "total_j": self.total_j, "by_kind_j": self.by_kind(),
                 "time_per_step_s": self.time_per_step_s, "time_per_step_kind": self.time_per_step_kind,
-                "chips": self.chips, "ann": self.ann.to_dict(), "snn_to_ann": self.snn_to_ann,
+                "time_per_step_how": self.time_per_step_how,
+                "busiest_core": self.busiest_core.to_dict() if self.busiest_core else None,
+                "chips": self.chips, "cores": self.cores, "ann": self.ann.to_dict(), "snn_to_ann": self.snn_to_ann,
                 "snn_to_ann_zero_skipping": self.snn_to_ann_zero_skipping,
                 "populations": [p.to_dict() for p in self.populations], "not_priced": self.not_priced,
                 "constants": self.constants, "static_chip_j": self.static_chip_j,
@@ -158,6 +201,34 @@ def messages_per_sample(counts: ActivityCounts, mapping: CoreMapping) -> dict[st
     return counts.weighted_totals(weights)
 
 
+@dataclass(frozen=True)
+class _Routed:
+    """Per sample, per source: messages, tile hops east-west and north-south, destinations on another chip."""
+
+    messages: float = 0.0
+    east_west: float = 0.0
+    north_south: float = 0.0
+    off_chip: float = 0.0
+
+
+def _routed(counts: ActivityCounts, mapping: CoreMapping, analog_events: torch.Tensor | None) -> dict[str, _Routed]:
+    """What each source sends per sample: its spikes (or, for analog input delivered on the chip, ``analog_events``:
+    graded spikes per pixel over all samples) weighted by destination cores and hops."""
+    senders = dict(counts.spike_totals)
+    if analog_events is not None:
+        senders[INPUT] = analog_events
+    out = {}
+    for name, events in senders.items():
+        weights = [mapping.destination_cores[name]]
+        hops = mapping.hops.get(name)
+        if hops is not None:
+            weights += [hops.east_west, hops.north_south, hops.off_chip]
+        values = [float((events.double() * w.reshape(events.shape).double()).sum()) / max(counts.samples, 1)
+                  for w in weights]
+        out[name] = _Routed(*values)
+    return out
+
+
 def estimate_energy(
     spec: ModelSpec,
     counts: ActivityCounts,
@@ -166,7 +237,11 @@ def estimate_energy(
     input_delivery: str = "host-graded",
     static_scope: str = "chip",
 ) -> EnergyEstimate:
-    """Energy per sample of the counted run on ``profile`` (see the module docstring)."""
+    """Energy per sample of the counted run on ``profile`` (see the module docstring).
+
+    ``mapping``: the core mapping of ``spec`` on ``profile.cores`` (made here when None, or when it does not match
+    ``input_delivery``: the encoder needs the input placed on the chip).
+    """
     from neuromorph.errors import NeuromorphError
 
     if input_delivery not in INPUT_DELIVERIES:
@@ -174,38 +249,56 @@ def estimate_energy(
     if static_scope not in STATIC_SCOPES:
         raise NeuromorphError(f"static_scope must be one of {', '.join(STATIC_SCOPES)}, got {static_scope!r}")
     profile.check_priceable()
-    if mapping is None and profile.core_limits is not None:
-        mapping = map_cores(spec, profile.core_limits)
     steps = counts.time_steps
+    analog = counts.input_nonzero is not None
+    on_chip_analog = profile.event_driven and profile.energy_per_mac_j is None and analog
+    delivery = input_delivery if on_chip_analog else "none"
+    if profile.core_limits is not None and (mapping is None or mapping.input_on_chip != (delivery == "encoder")):
+        mapping = map_cores(spec, profile.core_limits, input_on_chip=delivery == "encoder")
     not_priced: list[str] = []
-    messages = messages_per_sample(counts, mapping) if mapping is not None and profile.event_driven else {}
-    graded = (input_delivery == "host-graded" and profile.event_driven and profile.energy_per_mac_j is None
-              and counts.input_nonzero is not None)
-    if graded and mapping is not None:
-        from neuromorph.structure import INPUT
+    analog_events = counts.input_nonzero * steps if delivery != "none" else None
+    routed = _routed(counts, mapping, analog_events) if mapping is not None and profile.event_driven else {}
+    priced_hops = (mapping is not None and mapping.mesh is not None
+                   and (profile.energy_per_hop_east_west_j is not None
+                        or profile.energy_per_hop_north_south_j is not None))
+    graded = float(analog_events.sum()) / max(counts.samples, 1) if analog_events is not None else 0.0
+    populations = [_population_energy(p, profile, steps, routed.get(p.name, _Routed()), delivery, priced_hops,
+                                      graded) for p in counts.populations]
 
-        weights = mapping.destination_cores[INPUT].reshape(counts.input_nonzero.shape).double()
-        messages[INPUT] = steps * float((counts.input_nonzero.double() * weights).sum()) / max(counts.samples, 1)
-    populations = [_population_energy(p, profile, steps, messages.get(p.name, 0.0), graded)
-                   for p in counts.populations]
-
-    if any(p.macs > 0 for p in counts.populations) and profile.event_driven and profile.energy_per_mac_j is None \
-            and not graded:
+    if analog and profile.event_driven and profile.energy_per_mac_j is None and delivery == "none":
         not_priced.append(f"MACs of the direct-encoded input layer: {profile.name} gives no MAC energy (a chip "
-                          "takes analog input off-chip)")
-    if profile.event_driven and any(p.spikes > 0 for p in counts.populations):
+                          "takes analog input off-chip; choose input_delivery host-graded or encoder)")
+    if profile.event_driven and (any(p.spikes > 0 for p in counts.populations) or delivery != "none"):
         if profile.energy_per_message_j is not None and mapping is None:
             not_priced.append("messages: no core mapping for this device")
         if profile.energy_per_message_j is None and profile.energy_per_spike_j is None:
             not_priced.append("spike generation and routing: no per-spike or per-message energy in the profile")
+        if mapping is not None and not priced_hops:
+            why = (f"no mesh placement for {mapping.chip}" if mapping.mesh is None
+                   else f"{profile.name} gives no per-hop energy")
+            not_priced.append(f"mesh hops between cores: {why}")
+        off_chip = sum(r.off_chip for r in routed.values())
+        if off_chip > 0:
+            not_priced.append(f"chip-to-chip links: {off_chip:.4g} messages per sample go to another chip; the "
+                              "profile gives no link energy (their hops on each chip are not counted either)")
+    idle = sum(p.idle_updates for p in populations)  # the encoding layer's too
+    if profile.event_driven and any(p.neuron_updates > 0 for p in counts.populations):
+        if not counts.idle_counted:
+            not_priced.append("idle neuron updates: not counted for this arithmetic (only Norse float states are "
+                              "compared), so every update is priced as active")
+        elif idle > 0 and profile.energy_per_idle_neuron_update_j is None:
+            not_priced.append(f"idle neuron updates are priced as active: {profile.name} gives no idle cost")
     if profile.cores:
-        not_priced.append("mesh hops between cores (they need a placement on the mesh)")
-        not_priced.append("idle neuron updates are priced as active (no count of idle compartments yet)")
+        if delivery == "host-graded":
+            not_priced.append("the host's side of the input (making the graded spikes and sending them over the "
+                              "chip's I/O link): off the chip")
+        not_priced.append("reading the readout's voltages out to the host each step: off-chip I/O, not in the "
+                          "profile")
 
-    static_j, step_s, step_kind, chip_j, cores_j = 0.0, None, "none", 0.0, 0.0
+    static_j, step_s, step_kind, chip_j, cores_j, how, busiest = 0.0, None, "none", 0.0, 0.0, "", None
     chips = mapping.chips if mapping is not None else None
     if profile.static_power_w is not None:
-        step_s, step_kind = _time_per_step(counts, profile, mapping, messages)
+        step_s, step_kind, how, busiest = _time_per_step(counts, profile, mapping, delivery)
         if step_s is None:
             not_priced.append("static energy: no time per step and no latencies to derive it from")
         else:
@@ -225,8 +318,9 @@ def estimate_energy(
     return EnergyEstimate(profile=profile.name, event_driven=profile.event_driven, populations=populations,
                           static_j=static_j, time_per_step_s=step_s, time_per_step_kind=step_kind, chips=chips,
                           ann=ann, not_priced=not_priced, constants=constants, static_chip_j=chip_j,
-                          static_cores_j=cores_j, static_scope=static_scope,
-                          input_delivery=input_delivery if graded else "none")
+                          static_cores_j=cores_j, static_scope=static_scope, input_delivery=delivery,
+                          time_per_step_how=how, busiest_core=busiest,
+                          cores=mapping.total_cores if mapping is not None else None)
 
 
 def _ann_reference(profile: DeviceProfile) -> DeviceProfile:
@@ -239,56 +333,134 @@ def _ann_reference(profile: DeviceProfile) -> DeviceProfile:
     return PROFILES["ann45nm"]
 
 
+def _idle_cost(profile: DeviceProfile, kind: str) -> float:
+    """The idle update's ``energy`` or ``latency``; the active one where the profile gives no idle figure."""
+    idle = f"{kind}_per_idle_neuron_update_{'j' if kind == 'energy' else 's'}"
+    active = f"{kind}_per_neuron_update_{'j' if kind == 'energy' else 's'}"
+    return profile.cost(idle) if getattr(profile, idle) is not None else profile.cost(active)
+
+
 def _population_energy(
-    p: PopulationActivity, profile: DeviceProfile, steps: int, messages: float, graded: bool = False
+    p: PopulationActivity, profile: DeviceProfile, steps: int, routed: _Routed, delivery: str = "none",
+    priced_hops: bool = False, graded_spikes: float = 0.0,
 ) -> PopulationEnergy:
-    update_j = p.neuron_updates * profile.cost("energy_per_neuron_update_j")
-    if not profile.event_driven:
+    """``graded_spikes``: the analog input's graded spikes per sample (T x non-zero pixels) when it is delivered."""
+    e_update = profile.cost("energy_per_neuron_update_j")
+    if not profile.event_driven:  # every neuron computed every step: no idle updates
+        update_j = p.neuron_updates * e_update
         if p.role == "input-analog":  # constant over time: computed once
             e_mac = profile.cost("energy_per_mac_j") if profile.energy_per_mac_j else profile.cost("energy_per_synop_j")
-            return PopulationEnergy(p.name, macs_j=p.dense_connections * e_mac, neuron_updates_j=update_j)
+            return PopulationEnergy(p.name, macs_j=p.dense_connections * e_mac, neuron_updates_j=update_j,
+                                    active_updates=p.neuron_updates)
         return PopulationEnergy(p.name, synops_j=steps * p.dense_connections * profile.cost("energy_per_synop_j"),
-                                neuron_updates_j=update_j)
-    if graded and p.role == "input-analog":  # host-injected graded spikes, every step
-        return PopulationEnergy(p.name, synops_j=steps * p.macs * profile.cost("energy_per_synop_j"),
-                                messages_j=messages * profile.cost("energy_per_message_j"), messages=messages)
+                                neuron_updates_j=update_j, active_updates=p.neuron_updates)
+    active, idle, spikes = p.active_updates, p.idle_updates, p.spikes
+    synops, macs = p.synops, p.macs
+    if p.role == "input-analog":
+        synops, macs, spikes = (steps * p.macs, 0.0, 0.0) if delivery != "none" else (0.0, p.macs, 0.0)
+        if delivery == "encoder":  # one compartment per pixel: active and spiking where the pixel is not zero
+            active, spikes = graded_spikes, graded_spikes
+            idle = steps * p.neurons - graded_spikes
+    hops = (routed.east_west, routed.north_south) if priced_hops else (0.0, 0.0)
     return PopulationEnergy(
         p.name,
-        synops_j=p.synops * profile.cost("energy_per_synop_j"),
-        macs_j=p.macs * profile.cost("energy_per_mac_j"),
-        neuron_updates_j=update_j,
-        spikes_j=0.0 if p.role == "input-spikes" else p.spikes * profile.cost("energy_per_spike_j"),
-        messages_j=messages * profile.cost("energy_per_message_j"),
-        messages=messages,
+        synops_j=synops * profile.cost("energy_per_synop_j"),
+        macs_j=macs * profile.cost("energy_per_mac_j"),
+        neuron_updates_j=active * e_update,
+        idle_updates_j=idle * _idle_cost(profile, "energy"),
+        spikes_j=0.0 if p.role == "input-spikes" else spikes * profile.cost("energy_per_spike_j"),
+        messages_j=routed.messages * profile.cost("energy_per_message_j"),
+        hops_j=hops[0] * profile.cost("energy_per_hop_east_west_j") + hops[1] * profile.cost(
+            "energy_per_hop_north_south_j"),
+        messages=routed.messages, hops_east_west=hops[0], hops_north_south=hops[1], off_chip_messages=routed.off_chip,
+        active_updates=active, idle_updates=idle,
     )
 
 
-def _time_per_step(
-    counts: ActivityCounts, profile: DeviceProfile, mapping: CoreMapping | None, messages: dict[str, float]
-) -> tuple[float | None, str]:
-    if profile.time_per_step_s is not None:
-        return profile.cost("time_per_step_s"), profile.time_per_step_s.kind
-    if mapping is None or profile.latency_per_step_sync_s is None:
-        return None, "none"
-    steps = counts.time_steps
-    busiest = 0.0
+def core_work(
+    counts: ActivityCounts, profile: DeviceProfile, mapping: CoreMapping, input_delivery: str = "none"
+) -> list[CoreWork]:
+    """Mean events per step on every core of ``mapping``, and their time on ``profile`` (module docstring).
+
+    Synaptic operations into a core: the presynaptic events (spikes, or the analog input's graded spikes when it is
+    delivered) times the synapses each presynaptic neuron has into that core. Updates, spikes and messages: those of
+    the neurons the core holds (hw_models.mapping.core_owner).
+    """
+    steps, samples = counts.time_steps, max(counts.samples, 1)
+    per_step = 1.0 / (steps * samples)
+    latency = {
+        "synops": profile.cost("latency_per_synop_s"), "active": profile.cost("latency_per_neuron_update_s"),
+        "idle": _idle_cost(profile, "latency"), "spikes": profile.cost("latency_per_spike_s"),
+        "messages": profile.cost("latency_per_message_s"),
+    }
+    analog = counts.input_nonzero * steps if counts.input_nonzero is not None and input_delivery != "none" else None
+    senders = {**counts.spike_totals, **({INPUT: analog} if analog is not None else {})}
+    out = []
     for layer in mapping.layers:
-        population = counts.population(layer.name)
-        source = counts.population(layer.presynaptic)
-        work = (source.synops * profile.cost("latency_per_synop_s")
-                + population.neuron_updates * profile.cost("latency_per_neuron_update_s")
-                + population.spikes * profile.cost("latency_per_spike_s")
-                + messages.get(layer.name, 0.0) * profile.cost("latency_per_message_s"))
-        busiest = max(busiest, work / steps / layer.cores)
-    return busiest + profile.cost("latency_per_step_sync_s"), "derived"
+        cores = layer.cores
+        if layer.presynaptic == HOST or layer.presynaptic not in senders:
+            synops = torch.zeros(cores, dtype=torch.float64)
+        else:
+            synapses = mapping.synapse_counts[layer.name].flatten(start_dim=1).double()  # [cores, presynaptic]
+            synops = synapses @ senders[layer.presynaptic].flatten().double()
+        if layer.name == INPUT:  # the encoding layer: a compartment is active and spikes where its pixel is not 0
+            shape = tuple(counts.input_nonzero.shape)
+            active = analog
+            idle = steps * samples - analog
+            spikes = analog
+        else:
+            shape = tuple(counts.spike_totals[layer.name].shape) if layer.name in counts.spike_totals else None
+            idle = counts.idle_totals.get(layer.name)
+            if shape is None:
+                shape = tuple(idle.shape) if idle is not None else (layer.neurons,)
+            if idle is None:
+                idle = torch.zeros(shape, dtype=torch.float64)
+            active = steps * samples - idle
+            spikes = counts.spike_totals.get(layer.name, torch.zeros(shape, dtype=torch.float64))
+        dest = mapping.destination_cores.get(layer.name)
+        messages = spikes * dest.reshape(shape) if dest is not None else torch.zeros(shape, dtype=torch.float64)
+        owner = core_owner(shape, cores)
+
+        def per_core(values: torch.Tensor, owner=owner, cores=cores) -> torch.Tensor:
+            return torch.zeros(cores, dtype=torch.float64).index_add_(0, owner, values.double().flatten())
+
+        events = {"synops": synops, "active": per_core(active), "idle": per_core(idle), "spikes": per_core(spikes),
+                  "messages": per_core(messages)}
+        work = sum(events[k] * latency[k] for k in latency)
+        for core in range(cores):
+            out.append(CoreWork(layer=layer.name, core=mapping.first_core[layer.name] + core,
+                                synops=float(events["synops"][core]) * per_step,
+                                active_updates=float(events["active"][core]) * per_step,
+                                idle_updates=float(events["idle"][core]) * per_step,
+                                spikes=float(events["spikes"][core]) * per_step,
+                                messages=float(events["messages"][core]) * per_step,
+                                work_s=float(work[core]) * per_step))
+    return out
+
+
+def _time_per_step(
+    counts: ActivityCounts, profile: DeviceProfile, mapping: CoreMapping | None, input_delivery: str
+) -> tuple[float | None, str, str, CoreWork | None]:
+    """``(seconds, kind of the figure, how it was obtained, the busiest core)``."""
+    if profile.time_per_step_s is not None:
+        return (profile.cost("time_per_step_s"), profile.time_per_step_s.kind,
+                "the profile's time_per_step_s", None)
+    if mapping is None or profile.latency_per_step_sync_s is None:
+        return None, "none", "", None
+    work = core_work(counts, profile, mapping, input_delivery)
+    busiest = max(work, key=lambda w: w.work_s)
+    sync = profile.cost("latency_per_step_sync_s")
+    how = (f"derived from per-core work: busiest core {busiest.core} ({busiest.layer}) {busiest.work_s * 1e9:.4g} ns "
+           f"+ barrier {sync * 1e9:.4g} ns")
+    return busiest.work_s + sync, "derived", how, busiest
 
 
 def spike_energy_weights(spec: ModelSpec, profile: DeviceProfile, mapping: CoreMapping | None = None) -> list:
     """Joules one spike of each neuron costs, per spike source of ``spec`` (the order of ``SpikingNet.sources``).
 
-    ``e_synop * psi[i] + e_spike + e_message * dest_cores[i]`` on an event-driven device (no ``e_spike`` for input
-    spikes, which come from the host). Summed against spike counts with hw_models.opcount it gives exactly the
-    spike-driven part of :func:`estimate_energy`.
+    ``e_synop * psi[i] + e_spike + e_message * dest_cores[i] + e_hop_ew * hops_ew[i] + e_hop_ns * hops_ns[i]`` on an
+    event-driven device (no ``e_spike`` for input spikes, which come from the host). Summed against spike counts
+    with hw_models.opcount it gives exactly the spike-driven part of :func:`estimate_energy`.
     """
     from hw_models.fanout import model_fan_outs
     from neuromorph.structure import INPUT, spike_sources
@@ -302,12 +474,17 @@ def spike_energy_weights(spec: ModelSpec, profile: DeviceProfile, mapping: CoreM
             w = w + profile.cost("energy_per_spike_j")
         if mapping is not None:
             w = w + mapping.destination_cores[source.name] * profile.cost("energy_per_message_j")
+            hops = mapping.hops.get(source.name)
+            if hops is not None:
+                w = (w + hops.east_west * profile.cost("energy_per_hop_east_west_j")
+                     + hops.north_south * profile.cost("energy_per_hop_north_south_j"))
         weights.append(w)
     return weights
 
 
 def neuron_update_energy(spec: ModelSpec, profile: DeviceProfile) -> float:
-    """Joules per sample of the neuron updates: every LIF and readout neuron, every step."""
+    """Joules per sample of the neuron updates: every LIF and readout neuron, every step, priced as active (which
+    updates are idle depends on the run; for the penalty the term is a constant either way)."""
     import math
 
     from neuromorph.structure import blocks
@@ -336,8 +513,9 @@ def energy_penalty(model, profile: DeviceProfile | str):
     """A training penalty ``(spikes, fan_outs, power) -> [B]``: joules per sample on ``profile``.
 
     ``(1/p) * sum_l sum_i w[l,i] * sum_t s[l,i,t]**p`` with the weights of :func:`spike_energy_weights`, plus the
-    neuron-update energy (a constant). For binary spikes and any p it is the dynamic energy of
-    :func:`estimate_energy` without the input layer's MACs (fixed by the data) and without static energy.
+    neuron-update energy (a constant, every update priced as active). For binary spikes and p = 1 it is the dynamic
+    energy of :func:`estimate_energy` without the analog input's row (fixed by the data), with idle updates priced
+    as active, and without static energy; for other p the spike-driven part is that divided by p.
     """
     from hw_models.opcount import weighted_spike_sums
 

@@ -18,6 +18,8 @@ from neuromorph.command_line import (
 
 
 def add_parser(subparsers) -> None:
+    from hw_models.profiles import INPUT_DELIVERIES, STATIC_SCOPES
+
     parser = subparsers.add_parser(
         "energy", help="energy per inference on device profiles, against the equivalent ANN, and core mapping",
         description="Count the activity of a checkpoint on test data (synaptic operations, MACs of the analog input "
@@ -33,6 +35,13 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--batch-size", type=positive_int, default=256, help="batch size")
     parser.add_argument("--device", default="cpu", help="where to run the model: cpu, cuda or auto")
     parser.add_argument("--seed", type=int, default=0, help="seed of the Poisson encoder's noise")
+    parser.add_argument("--input-delivery", choices=INPUT_DELIVERIES, default="host-graded",
+                        help="how a chip gets a direct (analog) input: host-graded (the host sends each non-zero pixel "
+                             "as a graded spike every step), encoder (an on-chip encoding layer, one compartment per "
+                             "pixel, on its own cores), none (not priced)")
+    parser.add_argument("--static-scope", choices=STATIC_SCOPES, default="chip",
+                        help="static energy charged: chip (the whole chip's leakage, paid whatever part is used) or "
+                             "cores (the share of the cores the network uses); both are always reported")
     add_json_argument(parser, "the report")
     parser.add_argument("--out", type=output_folder, metavar="DIR",
                         help="also write DIR/energy.json and DIR/energy.png")
@@ -48,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     run = open_run(args.checkpoint, args.dataset, args.data_root)
     report = energy_report(run.model, dataset=run.dataset, profiles=profiles, samples=args.samples,
                            batch_size=args.batch_size, device=args.device, seed=args.seed,
-                           split=run.test_split(args.samples), progress=not args.quiet and not args.json)
+                           split=run.test_split(args.samples), progress=not args.quiet and not args.json,
+                           input_delivery=args.input_delivery, static_scope=args.static_scope)
     report.checkpoint = run.source
     written = report.write(args.out) if args.out else []
     emit(args, report.text() + ("\n\nwritten: " + "  ".join(str(p) for p in written) if written else ""),

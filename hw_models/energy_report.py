@@ -17,7 +17,15 @@ from typing import Any
 from hw_models.activity import ActivityCounts, measure_activity, populations_table
 from hw_models.energy import ENERGY_KINDS, EnergyEstimate, estimate_energy
 from hw_models.mapping import CoreMapping, map_cores
-from hw_models.profiles import CORE_LIMITS, PROFILES, DeviceProfile, priceable_profiles, resolve_profile
+from hw_models.profiles import (
+    CORE_LIMITS,
+    INPUT_DELIVERIES,
+    PROFILES,
+    STATIC_SCOPES,
+    DeviceProfile,
+    priceable_profiles,
+    resolve_profile,
+)
 from neuromorph.errors import NeuromorphError
 
 JSON_NAME = "energy.json"
@@ -68,13 +76,13 @@ class EnergyReport:
                  f"{100 * c.accuracy:.2f}%   (all figures per sample = one inference)"]
         parts.append(format_table(*populations_table(c), title="\nactivity"))
         for e in self.estimates:
-            rows = [[p.name, p.synops_j, p.macs_j, p.neuron_updates_j, p.spikes_j, p.messages_j, p.total_j]
-                    for p in e.populations]
+            rows = [[p.name, p.synops_j, p.macs_j, p.neuron_updates_j, p.idle_updates_j, p.spikes_j, p.messages_j,
+                     p.hops_j, p.total_j] for p in e.populations]
             kinds = sorted({k["kind"] for k in e.constants.values()})
             title = (f"\n{e.profile} ({'event-driven' if e.event_driven else 'clock-driven'}; constants "
-                     f"{', '.join(kinds)}), joules")
-            parts.append(format_table(["population", "SynOps", "MACs", "updates", "spikes", "messages", "total"],
-                                      rows, title=title))
+                     f"{', '.join(kinds)}), joules (updates: active; idle: idle updates)")
+            parts.append(format_table(["population", "SynOps", "MACs", "updates", "idle", "spikes", "messages",
+                                       "hops", "total"], rows, title=title))
             step = (f", {e.chips} chip(s) x T x {e.time_per_step_s:.3g} s/step ({e.time_per_step_kind})"
                     if e.time_per_step_s is not None and e.static_j > 0 else "")
             parts.append(f"dynamic {e.dynamic_j:.4g} J + static {e.static_j:.4g} J{step} = {e.total_j:.4g} J; "
@@ -83,9 +91,18 @@ class EnergyReport:
             if e.static_j > 0:
                 parts.append(f"  static whole chip {e.static_chip_j:.4g} J, static share of the cores used "
                              f"{e.static_cores_j:.4g} J (charged: {e.static_scope})")
+            if e.time_per_step_how and e.static_j > 0:
+                parts.append(f"  time per step {e.time_per_step_how}")
             if e.event_driven and e.input_delivery != "none":
-                parts.append(f"  input delivery {e.input_delivery}: each non-zero pixel a graded spike per step "
-                             "(row 'input': synaptic ops and messages)")
+                parts.append(f"  input delivery {e.input_delivery}: {INPUT_DELIVERY_NOTES[e.input_delivery]} "
+                             "(row 'input')")
+            if e.event_driven and e.cores is not None:
+                active = sum(p.active_updates for p in e.populations)
+                idle = sum(p.idle_updates for p in e.populations)
+                hops = [sum(p.hops_east_west for p in e.populations), sum(p.hops_north_south for p in e.populations)]
+                parts.append(f"  counts per sample: {active:,.1f} active and {idle:,.1f} idle neuron updates, "
+                             f"{sum(p.messages for p in e.populations):,.1f} messages, {hops[0]:,.1f} east-west "
+                             f"and {hops[1]:,.1f} north-south tile hops, on {e.cores} cores")
             for note in e.not_priced:
                 parts.append(f"  not priced: {note}")
         summary = [[e.profile, e.dynamic_j, e.static_j, e.total_j, e.ann.energy_j, e.ann.profile, e.snn_to_ann,
@@ -95,12 +112,16 @@ class EnergyReport:
                                   title="\nSNN against the equivalent ANN (0-skip: the ANN skips zero input pixels "
                                         "too)"))
         for name, m in self.mappings.items():
+            placed = {row["layer"]: row for row in m.placement()}
             rows = [[layer.name, layer.neurons, layer.cores, layer.binding, layer.neurons_per_core,
-                     layer.input_axons_per_core, layer.synapse_bits_per_core / 8192, layer.output_axons_per_core]
-                    for layer in m.layers]
+                     layer.input_axons_per_core, layer.synapse_bits_per_core / 8192, layer.output_axons_per_core,
+                     _where(placed[layer.name])] for layer in m.layers]
+            mesh = (f"; placed row-major in core order on {m.mesh.width} x {m.mesh.height} tiles of "
+                    f"{m.mesh.cores_per_tile} cores (chip, x, y)" if m.mesh is not None else "; no mesh placement")
             parts.append(format_table(["layer", "neurons", "cores", "binding limit", "neurons/core", "in axons",
-                                       "synapse KiB", "out axons"], rows,
-                                      title=f"\ncore mapping on {name}: {m.total_cores} cores, {m.chips} chip(s)"))
+                                       "synapse KiB", "out axons", "cores at"], rows,
+                                      title=f"\ncore mapping on {name}: {m.total_cores} cores, {m.chips} chip(s)"
+                                            f"{mesh}"))
         return "\n".join(parts)
 
     def write(self, out_dir: str | os.PathLike) -> list[Path]:
@@ -110,6 +131,24 @@ class EnergyReport:
         out = Path(out_dir)
         png = render_png(self)
         return [write_json(out / JSON_NAME, self.to_dict()), atomic_write(out / PNG_NAME, lambda h: h.write(png))]
+
+
+INPUT_DELIVERY_NOTES = {
+    "host-graded": "the host sends each non-zero pixel as a graded spike every step (synaptic ops, messages, hops)",
+    "encoder": "an on-chip encoding layer, one compartment per pixel, each non-zero pixel's compartment spiking "
+               "every step (its updates, spikes, messages, hops, and the synaptic ops)",
+}
+
+
+def _where(row: dict[str, Any]) -> str:
+    """``cores a-b (chip, x, y)-(chip, x, y)``: a layer's cores and the tiles they sit on."""
+    cores = f"{row['first_core']}" + (f"-{row['last_core']}" if row["last_core"] != row["first_core"] else "")
+    if row["first_tile"] is None:
+        return cores
+    tiles = "({},{},{})".format(*row["first_tile"])
+    if row["last_tile"] != row["first_tile"]:
+        tiles += "-({},{},{})".format(*row["last_tile"])
+    return f"{cores} @ {tiles}"
 
 
 def render_png(report: EnergyReport) -> bytes:
@@ -130,7 +169,7 @@ def render_png(report: EnergyReport) -> bytes:
             left.bar(names, values, bottom=bottom, label=kind.replace("_", " "))
             bottom = [b + v for b, v in zip(bottom, values, strict=True)]
     if first.static_j > 0:
-        left.bar(["static (chip)"], [first.static_j], color="grey", label="static")
+        left.bar([f"static ({first.static_scope})"], [first.static_j], color="grey", label="static")
     left.set_ylabel("J per inference")
     left.set_title(f"energy per population on {first.profile}, by kind")
     left.legend(fontsize=8)
@@ -152,6 +191,14 @@ def render_png(report: EnergyReport) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)
     return buffer.getvalue()
+
+
+def check_settings(input_delivery: str, static_scope: str) -> None:
+    """Refuse an unknown input delivery or static scope with one line, before any data is loaded."""
+    if input_delivery not in INPUT_DELIVERIES:
+        raise NeuromorphError(f"unknown input delivery {input_delivery!r}; choose one of {', '.join(INPUT_DELIVERIES)}")
+    if static_scope not in STATIC_SCOPES:
+        raise NeuromorphError(f"unknown static scope {static_scope!r}; choose one of {', '.join(STATIC_SCOPES)}")
 
 
 def resolve_profiles(profiles: Sequence[str | DeviceProfile] | None) -> list[DeviceProfile]:
@@ -176,17 +223,22 @@ def energy_report(
     seed: int = 0,
     split=None,
     progress: bool = False,
+    input_delivery: str = "host-graded",
+    static_scope: str = "chip",
 ) -> EnergyReport:
     """Count, price and map ``model`` (a SpikingNet, or a checkpoint path) on the test split of ``dataset``.
 
     ``profiles``: built-in names, profile files or DeviceProfile objects (default: every built-in profile that has
-    its constants). ``split`` overrides the dataset (any :class:`neuromorph.data.Split`).
+    its constants). ``split`` overrides the dataset (any :class:`neuromorph.data.Split`). ``input_delivery`` and
+    ``static_scope``: see :func:`hw_models.energy.estimate_energy`; the mappings place the input on the chip when
+    it is delivered by an encoding layer.
     """
     from neuromorph.checkpoint import load_checkpoint, tool_versions
     from neuromorph.data import load_split
     from neuromorph.devices import resolve_device
     from neuromorph.run import check_images
 
+    check_settings(input_delivery, static_scope)
     chosen = resolve_profiles(profiles)
     checkpoint = None
     if isinstance(model, str | os.PathLike):
@@ -197,8 +249,10 @@ def energy_report(
         split = load_split(dataset, train=False, root=data_root, limit=samples)
     split = check_images(split, model.spec, dataset if named else None)
     counts = measure_activity(model, split, samples, batch_size, resolve_device(device), seed, progress)
-    mappings = {name: map_cores(model.spec, limits) for name, limits in CORE_LIMITS.items()}
-    estimates = [estimate_energy(model.spec, counts, p, mappings.get(p.cores) if p.cores else None) for p in chosen]
+    on_chip = input_delivery == "encoder" and counts.input_nonzero is not None
+    mappings = {name: map_cores(model.spec, limits, input_on_chip=on_chip) for name, limits in CORE_LIMITS.items()}
+    estimates = [estimate_energy(model.spec, counts, p, mappings.get(p.cores) if p.cores else None,
+                                 input_delivery=input_delivery, static_scope=static_scope) for p in chosen]
     used = {p.name: p for p in chosen}
     for e in estimates:  # the ANN's own profile: a user profile prices its ANN itself (already in `used`)
         if e.ann.profile not in used:

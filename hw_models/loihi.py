@@ -42,8 +42,35 @@ LOIHI_FIXED_POINT = LoihiFixedPoint()
 
 
 @dataclass(frozen=True)
+class LoihiMesh:
+    """Where a chip's cores sit: ``cores_per_tile`` cores share one router, tiles form a ``width`` (east-west) x
+    ``height`` (north-south) mesh. A message between two cores of one chip crosses ``|dx|`` east-west and ``|dy|``
+    north-south tile hops (dimension-order routing: the Manhattan distance); cores of one tile are 0 hops apart."""
+
+    cores_per_tile: int
+    width: int
+    height: int
+    source: str
+
+    def position(self, core: int) -> tuple[int, int, int]:
+        """``(chip, x, y)`` of global core number ``core``, placed row-major: core k on tile ``k // cores_per_tile``
+        of its chip, tile t at ``x = t % width``, ``y = t // width``; the next chip starts when one is full."""
+        per_chip = self.cores_per_tile * self.width * self.height
+        chip, local = divmod(core, per_chip)
+        tile = local // self.cores_per_tile
+        return chip, tile % self.width, tile // self.width
+
+
+LOIHI1_MESH = LoihiMesh(
+    cores_per_tile=4, width=8, height=4,
+    source="SANA-FE arch/loihi.yaml (SLAM-Lab/SANA-FE; its numbers taken from Davies et al. 2018): topology mesh, "
+           "width 8, height 4, tiles loihi_tile[0..31] of 4 cores loihi_core[0..3] each (128 cores)",
+)
+
+
+@dataclass(frozen=True)
 class LoihiCoreLimits:
-    """Resources of one neurocore and one chip."""
+    """Resources of one neurocore and one chip; ``mesh`` where the cores sit (None: not known)."""
 
     name: str
     neurons_per_core: int
@@ -53,6 +80,7 @@ class LoihiCoreLimits:
     cores_per_chip: int
     weight_bits_default: int
     source: str
+    mesh: LoihiMesh | None = None
 
 
 LOIHI1_CORE = LoihiCoreLimits(
@@ -60,6 +88,7 @@ LOIHI1_CORE = LoihiCoreLimits(
     output_axons_per_core=4096, cores_per_chip=128, weight_bits_default=8,
     source="Davies et al., IEEE Micro 38(1) 2018: 1,024 compartments, 128 KB synapse memory, 4,096 in/out axons "
            "per core, 128 cores per chip",
+    mesh=LOIHI1_MESH,
 )
 
 LOIHI2_CORE = LoihiCoreLimits(

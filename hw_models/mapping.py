@@ -17,8 +17,17 @@ its own axon. The smallest ``c`` meeting each limit alone is reported, and the l
 count; the limit that set it is the *binding* limit. Total cores, chips (``cores_per_chip``) and, for each spike
 source, the number of destination cores each neuron's spike is routed to (messages per spike) follow.
 
-The encoded input is not placed: Poisson input spikes arrive from the host, and a direct-encoded (analog) input
-cannot drive Loihi synapses, so its first layer is mapped as if the input arrived as spikes on input axons.
+The encoded input is not placed by default: Poisson input spikes arrive from the host, and a direct-encoded (analog)
+input cannot drive Loihi synapses, so its first layer is mapped as if the input arrived as spikes on input axons.
+``input_on_chip=True`` places it as an on-chip encoding layer (population ``input``: one compartment per pixel,
+driven by its pixel, no input axons or synapses of its own) on the first cores, sized by neurons and output axons.
+
+Placement on the mesh (``LoihiCoreLimits.mesh``, hw_models.loihi.LoihiMesh): the cores are numbered in layer order
+(the encoding layer, then lif1 ... readout), each layer's cores in their own order, and placed row-major: core k on
+tile ``k // cores_per_tile``, tile t at ``(x, y) = (t % width, t // width)``; a chip full, the next begins. For each
+spike source and neuron, :attr:`CoreMapping.hops` holds the east-west and north-south tile hops summed over the
+destination cores its spike is routed to (the Manhattan distance: dimension-order routing), and the destinations on
+another chip (chip-to-chip links, not tile hops). Host input enters the mesh at tile (0, 0) of chip 0.
 """
 
 from __future__ import annotations
@@ -31,10 +40,12 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from hw_models.loihi import LOIHI_SYNAPSE_FORMAT, LoihiCoreLimits, LoihiSynapseFormat
+from hw_models.loihi import LOIHI_SYNAPSE_FORMAT, LoihiCoreLimits, LoihiMesh, LoihiSynapseFormat
 from neuromorph.errors import NeuromorphError
 from neuromorph.spec import Conv, Dense, Flatten, Layer, ModelSpec, Pool, unsupported_layer
-from neuromorph.structure import spike_sources
+from neuromorph.structure import INPUT, spike_sources
+
+HOST = "host"
 
 LIMITS = ("neurons", "synapse memory", "input axons", "output axons")
 
@@ -58,15 +69,48 @@ class LayerMapping:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Hops:
+    """Per neuron of one spike source, summed over the destination cores of its spike: tile hops east-west and
+    north-south on one chip, and destinations on another chip."""
+
+    east_west: torch.Tensor
+    north_south: torch.Tensor
+    off_chip: torch.Tensor
+
+
 @dataclass
 class CoreMapping:
-    """A model placed on cores of one chip type."""
+    """A model placed on cores of one chip type, and (with a mesh) on the chip's tiles.
+
+    ``synapse_counts[layer]``: ``[cores, *in_shape]`` synapses of each presynaptic neuron into each core of the layer;
+    ``first_core[layer]``: the global number of its first core; ``hops[source]`` see :class:`Hops`.
+    """
 
     chip: str
     layers: list[LayerMapping]
     cores_per_chip: int
     destination_cores: dict[str, torch.Tensor] = field(repr=False)
     limits_source: str = ""
+    synapse_counts: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+    first_core: dict[str, int] = field(default_factory=dict)
+    mesh: LoihiMesh | None = None
+    hops: dict[str, Hops] = field(default_factory=dict, repr=False)
+
+    @property
+    def input_on_chip(self) -> bool:
+        return any(layer.name == INPUT for layer in self.layers)
+
+    def placement(self) -> list[dict[str, Any]]:
+        """Per layer: its cores and where they sit, ``(chip, x, y)`` of the first and last (None without a mesh)."""
+        out = []
+        for layer in self.layers:
+            first = self.first_core[layer.name]
+            where = ([self.mesh.position(first), self.mesh.position(first + layer.cores - 1)]
+                     if self.mesh is not None else None)
+            out.append({"layer": layer.name, "first_core": first, "last_core": first + layer.cores - 1,
+                        "first_tile": where[0] if where else None, "last_tile": where[1] if where else None})
+        return out
 
     @property
     def total_cores(self) -> int:
@@ -83,9 +127,12 @@ class CoreMapping:
         raise KeyError(name)
 
     def to_dict(self) -> dict[str, Any]:
+        mesh = None if self.mesh is None else {"cores_per_tile": self.mesh.cores_per_tile, "width": self.mesh.width,
+                                               "height": self.mesh.height, "source": self.mesh.source,
+                                               "order": "row-major in core order, (chip, x, y) per tile"}
         return {"chip": self.chip, "total_cores": self.total_cores, "chips": self.chips,
                 "cores_per_chip": self.cores_per_chip, "limits_source": self.limits_source,
-                "layers": [layer.to_dict() for layer in self.layers]}
+                "layers": [layer.to_dict() for layer in self.layers], "mesh": mesh, "placement": self.placement()}
 
 
 def synapses_into_cores(chain, in_shape: tuple[int, ...], cores: int) -> torch.Tensor:
@@ -222,8 +269,14 @@ def _smallest(fits: Callable[[int], bool], low: int, high: int) -> int | None:
     return upper
 
 
-def map_cores(spec: ModelSpec, limits: LoihiCoreLimits, fmt: LoihiSynapseFormat = LOIHI_SYNAPSE_FORMAT) -> CoreMapping:
-    """Place every on-chip population of ``spec`` on cores with ``limits`` (see the module docstring)."""
+def map_cores(
+    spec: ModelSpec,
+    limits: LoihiCoreLimits,
+    fmt: LoihiSynapseFormat = LOIHI_SYNAPSE_FORMAT,
+    input_on_chip: bool = False,
+) -> CoreMapping:
+    """Place every on-chip population of ``spec`` on cores with ``limits`` (see the module docstring);
+    ``input_on_chip``: the input too, as an encoding layer."""
     # the input always feeds the first block; each source's consumer block is the population being placed
     plans = [(source.consumer.name, source, source.consumer.layers, math.prod(source.consumer.out_shape))
              for source in spike_sources(spec, include_input=True)]
@@ -251,14 +304,19 @@ def map_cores(spec: ModelSpec, limits: LoihiCoreLimits, fmt: LoihiSynapseFormat 
     # Output axons: one per (neuron, destination core). Walk backwards so each consumer's core count is final
     # before its source is sized; more source cores never change the consumer's load.
     destination: dict[str, torch.Tensor] = {}
+    synapse_counts: dict[str, torch.Tensor] = {}
+    if input_on_chip:
+        cores[INPUT] = math.ceil(math.prod(spec.input_shape) / limits.neurons_per_core)
+        needed[INPUT] = {"neurons": cores[INPUT], "synapse memory": 0, "input axons": 0}
     for position in range(len(plans) - 1, -1, -1):
         name, source, chain, _ = plans[position]
         counts = synapses_into_cores(chain, source.shape, cores[name])
+        synapse_counts[name] = counts
         dest = (counts > 0).sum(dim=0).to(torch.float64)
         destination[source.name] = dest
-        if position == 0:
+        if position == 0 and not input_on_chip:
             continue  # the input is not placed on the chip
-        producer = plans[position - 1][0]
+        producer = plans[position - 1][0] if position > 0 else INPUT
 
         def out_axons(c: int, dest=dest) -> int:
             return int(_core_sums(dest, c).max())
@@ -272,6 +330,14 @@ def map_cores(spec: ModelSpec, limits: LoihiCoreLimits, fmt: LoihiSynapseFormat 
     needed[plans[-1][0]]["output axons"] = 1  # the readout sends nothing
 
     layers = []
+    if input_on_chip:
+        c = cores[INPUT]
+        binding = max(LIMITS, key=lambda limit: (needed[INPUT][limit], -LIMITS.index(limit)))
+        layers.append(LayerMapping(
+            name=INPUT, neurons=math.prod(spec.input_shape), presynaptic=HOST, cores=c, binding=binding,
+            cores_needed=dict(needed[INPUT]), neurons_per_core=math.ceil(math.prod(spec.input_shape) / c),
+            input_axons_per_core=0, synapse_bits_per_core=0,
+            output_axons_per_core=int(_core_sums(destination[INPUT], c).max())))
     for position, (name, source, chain, neurons) in enumerate(plans):
         c = cores[name]
         final = _core_load(chain, source.shape, c, fmt)
@@ -284,5 +350,39 @@ def map_cores(spec: ModelSpec, limits: LoihiCoreLimits, fmt: LoihiSynapseFormat 
             name=name, neurons=neurons, presynaptic=source.name, cores=c, binding=binding,
             cores_needed=dict(needed[name]), neurons_per_core=final.neurons, input_axons_per_core=final.input_axons,
             synapse_bits_per_core=final.synapse_bits, output_axons_per_core=out_axons))
+    first_core, next_core = {}, 0
+    for layer in layers:
+        first_core[layer.name], next_core = next_core, next_core + layer.cores
+    hops = {}
+    if limits.mesh is not None:
+        for name, source, _, _ in plans:
+            hops[source.name] = _source_hops(limits.mesh, synapse_counts[name], first_core[name], source.shape,
+                                             cores.get(source.name), first_core.get(source.name))
     return CoreMapping(chip=limits.name, layers=layers, cores_per_chip=limits.cores_per_chip,
-                       destination_cores=destination, limits_source=limits.source)
+                       destination_cores=destination, limits_source=limits.source, synapse_counts=synapse_counts,
+                       first_core=first_core, mesh=limits.mesh, hops=hops)
+
+
+def _positions(mesh: LoihiMesh, cores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(chip, x, y)`` tensors of global core numbers ``cores`` (row-major placement, LoihiMesh.position)."""
+    per_chip = mesh.cores_per_tile * mesh.width * mesh.height
+    chip, local = cores // per_chip, cores % per_chip
+    tile = local // mesh.cores_per_tile
+    return chip, tile % mesh.width, tile // mesh.width
+
+
+def _source_hops(mesh: LoihiMesh, counts: torch.Tensor, consumer_first: int, shape: tuple[int, ...],
+                 source_cores: int | None, source_first: int | None) -> Hops:
+    """Hops of each neuron of a source whose synapses into the consumer's cores are ``counts`` [cores, *shape];
+    a source not on the chip (``source_cores`` None) sends from the host's entry, tile (0, 0) of chip 0."""
+    routed = counts.flatten(start_dim=1) > 0  # [consumer cores, neurons]
+    d_chip, d_x, d_y = _positions(mesh, consumer_first + torch.arange(routed.shape[0]))
+    if source_cores is None:
+        s_chip = s_x = s_y = torch.zeros(routed.shape[1], dtype=torch.long)
+    else:
+        s_chip, s_x, s_y = _positions(mesh, source_first + core_owner(shape, source_cores))
+    same = routed & (d_chip[:, None] == s_chip[None, :])
+    east_west = (same * (d_x[:, None] - s_x[None, :]).abs()).sum(dim=0)
+    north_south = (same * (d_y[:, None] - s_y[None, :]).abs()).sum(dim=0)
+    off_chip = (routed & ~same).sum(dim=0)
+    return Hops(*(t.to(torch.float64).reshape(shape) for t in (east_west, north_south, off_chip)))

@@ -9,8 +9,10 @@ How a profile prices a network (hw_models.energy):
 
 - event-driven devices (neuromorphic chips, and the idealized 45 nm arithmetic): a synaptic operation per spike and
   synapse (``energy_per_synop_j``), a multiply-accumulate per non-zero analog input and synapse
-  (``energy_per_mac_j``), a neuron update per neuron per step, a spike per spike generated, a message per spike
-  and destination core;
+  (``energy_per_mac_j``), a neuron update per neuron per step (``energy_per_idle_neuron_update_j`` for a step in
+  which the neuron is idle, when the profile gives it), a spike per spike generated, a message per spike and
+  destination core, and each tile hop of a message on the chip's mesh (``energy_per_hop_east_west_j``,
+  ``energy_per_hop_north_south_j``);
 - clock-driven devices (CPU/GPU/ARM, as KerasSpiking prices them): every synapse every step, as a MAC.
 
 Built-in profiles live in :data:`PROFILES`. Users add their own from a TOML or JSON file (:func:`load_profile_file`);
@@ -59,6 +61,11 @@ class Constant:
         return {"value": self.value, "unit": self.unit, "source": self.source, "kind": self.kind}
 
 
+# How a chip gets a direct-encoded (analog) input, and what share of a chip's static power a network is charged
+# (hw_models.energy): the settings the energy report and `neuromorph energy` offer.
+INPUT_DELIVERIES = ("host-graded", "encoder", "none")
+STATIC_SCOPES = ("chip", "cores")
+
 CORE_LIMITS: dict[str, LoihiCoreLimits] = {c.name: c for c in (LOIHI1_CORE, LOIHI2_CORE)}
 
 
@@ -80,13 +87,17 @@ class DeviceProfile:
     energy_per_synop_j: Constant | None = None
     energy_per_mac_j: Constant | None = None
     energy_per_neuron_update_j: Constant | None = None
+    energy_per_idle_neuron_update_j: Constant | None = None
     energy_per_spike_j: Constant | None = None
     energy_per_message_j: Constant | None = None
+    energy_per_hop_east_west_j: Constant | None = None
+    energy_per_hop_north_south_j: Constant | None = None
     energy_per_activation_j: Constant | None = None
     static_power_w: Constant | None = None
     time_per_step_s: Constant | None = None
     latency_per_synop_s: Constant | None = None
     latency_per_neuron_update_s: Constant | None = None
+    latency_per_idle_neuron_update_s: Constant | None = None
     latency_per_spike_s: Constant | None = None
     latency_per_message_s: Constant | None = None
     latency_per_step_sync_s: Constant | None = None
@@ -175,17 +186,22 @@ LOIHI1_STEP_SYNC = _c(0.6e-6, "s", "SANA-FE arch/loihi.yaml (a 2024 revision): s
 
 LOIHI1 = DeviceProfile(
     name="loihi1",
-    description="Intel Loihi 1, per-event costs from Davies et al. 2018 Table 2 (pre-silicon simulation); mesh "
-                "hops not priced (they need a placement)",
+    description="Intel Loihi 1, per-event costs from Davies et al. 2018 Table 2 (pre-silicon simulation)",
     energy_per_synop_j=_c(23.6e-12, "J", f"{DAVIES_2018}, Table 2: synaptic spike op (min)", "simulated"),
-    energy_per_neuron_update_j=_c(81e-12, "J", f"{DAVIES_2018}, Table 2: neuron update, active (52 pJ inactive); "
-                                  "a leaky neuron has state to update every step, so the active figure", "simulated"),
+    energy_per_neuron_update_j=_c(81e-12, "J", f"{DAVIES_2018}, Table 2: neuron update, active", "simulated"),
+    energy_per_idle_neuron_update_j=_c(52e-12, "J", f"{DAVIES_2018}, Table 2: neuron update, inactive",
+                                       "simulated"),
     energy_per_message_j=_c(1.7e-12, "J", f"{DAVIES_2018}, Table 2: within-tile spike energy, per spike message "
                             "delivered to a core", "simulated"),
+    energy_per_hop_east_west_j=_c(3.0e-12, "J", f"{DAVIES_2018}, Table 2: energy per tile hop, east-west",
+                                  "simulated"),
+    energy_per_hop_north_south_j=_c(4.0e-12, "J", f"{DAVIES_2018}, Table 2: energy per tile hop, north-south",
+                                    "simulated"),
     static_power_w=LOIHI1_STATIC,
     latency_per_synop_s=_c(3.5e-9, "s", f"{DAVIES_2018}, Table 2: synaptic spike op time", "simulated"),
-    latency_per_neuron_update_s=_c(8.4e-9, "s", f"{DAVIES_2018}, Table 2: neuron update time, active (5.3 ns "
-                                   "inactive)", "simulated"),
+    latency_per_neuron_update_s=_c(8.4e-9, "s", f"{DAVIES_2018}, Table 2: neuron update time, active", "simulated"),
+    latency_per_idle_neuron_update_s=_c(5.3e-9, "s", f"{DAVIES_2018}, Table 2: neuron update time, inactive",
+                                        "simulated"),
     latency_per_message_s=_c(2.1e-9, "s", f"{DAVIES_2018}, Table 2: within-tile spike latency", "simulated"),
     latency_per_step_sync_s=LOIHI1_STEP_SYNC,
     cores="loihi1",
@@ -194,17 +210,25 @@ LOIHI1 = DeviceProfile(
 
 LOIHI1_CALIBRATED = DeviceProfile(
     name="loihi1-calibrated",
-    description="Intel Loihi 1 with SANA-FE's constants fitted to hardware; mesh hops not priced",
+    description="Intel Loihi 1 with SANA-FE's constants fitted to hardware",
     energy_per_synop_j=_c(35.5e-12, "J", f"{SANAFE}: loihi_dense_synapse energy_spike", "derived"),
     energy_per_neuron_update_j=_c(72.8e-12, "J", f"{SANAFE}: soma energy_access_neuron 51.2 pJ + "
-                                  "energy_update_neuron 21.6 pJ", "derived"),
+                                  "energy_update_neuron 21.6 pJ (earlier revisions: energy_active 72.8 pJ)", "derived"),
+    energy_per_idle_neuron_update_j=_c(51.2e-12, "J", f"{SANAFE}: soma energy_access_neuron alone, the cost of a "
+                                       "neuron that is not updated (earlier revisions: energy_inactive 51.2 pJ)",
+                                       "derived"),
     energy_per_spike_j=_c(69.3e-12, "J", f"{SANAFE}: soma energy_spike_out", "derived"),
     energy_per_message_j=_c(111.0e-12, "J", f"{SANAFE}: axon_out energy per output message (76.8 pJ in revisions "
                             "before Jan 2024)", "derived"),
+    energy_per_hop_east_west_j=_c(3.0e-12, "J", f"{SANAFE}: tile energy_east_hop / energy_west_hop", "derived"),
+    energy_per_hop_north_south_j=_c(4.2e-12, "J", f"{SANAFE}: tile energy_north_hop / energy_south_hop",
+                                    "derived"),
     static_power_w=LOIHI1_STATIC,
     latency_per_synop_s=_c(4.0e-9, "s", f"{SANAFE}: loihi_dense_synapse latency_spike", "derived"),
     latency_per_neuron_update_s=_c(9.7e-9, "s", f"{SANAFE}: latency_access_neuron 6.0 ns + "
                                    "latency_update_neuron 3.7 ns", "derived"),
+    latency_per_idle_neuron_update_s=_c(6.0e-9, "s", f"{SANAFE}: latency_access_neuron alone (earlier revisions: "
+                                        "latency_inactive 6.0 ns)", "derived"),
     latency_per_spike_s=_c(30.0e-9, "s", f"{SANAFE}: soma latency_spike_out", "derived"),
     latency_per_message_s=_c(5.1e-9, "s", f"{SANAFE}: axon_out latency", "derived"),
     latency_per_step_sync_s=LOIHI1_STEP_SYNC,

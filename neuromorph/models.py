@@ -193,6 +193,13 @@ class SpikingNet(nn.Module):
         """The spikes of the hidden populations (``lif1`` ...) in ``out``, without the recorded input."""
         return out.spikes[1:] if self.records_input else out.spikes
 
+    def idle_steps(self, x: torch.Tensor, out: SNNOutput) -> list[torch.Tensor] | None:
+        """Idle steps per neuron of each block's population (``[*out_shape]``, summed over the batch) in the run
+        ``out`` of input ``x``: no input and a state unchanged by the step (hw_models.activity states the
+        definition). None when the arithmetic cannot say."""
+        idle = arithmetic(self.spec.arithmetic).idle
+        return None if idle is None else idle(self, x, out)
+
     def forward(self, x: torch.Tensor) -> SNNOutput:
         expected = (self.spec.time_steps, *self.spec.input_shape)
         if x.dim() != len(expected) + 1 or x.shape[0] != expected[0] or tuple(x.shape[2:]) != expected[1:]:
@@ -215,28 +222,55 @@ def norse_forward(model: SpikingNet, x: torch.Tensor) -> SNNOutput:
                      spike_counts=counts if all(c is not None for c in counts) else None)
 
 
+@torch.no_grad()
+def norse_idle_steps(model: SpikingNet, x: torch.Tensor, out: SNNOutput) -> list[torch.Tensor]:
+    """Idle steps of every population under Norse float arithmetic: each block's Norse cell stepped on the currents
+    its recorded input drives (the encoded input, then each hidden layer's spikes in ``out``), a step idle where the
+    current is exactly 0 and every state variable is bitwise unchanged (the multi-step kernels are bit-identical to
+    the cells, so these are the run's states)."""
+    result = []
+    for block, h in zip(model.blocks, [x, *model.hidden_spikes(out)], strict=True):
+        currents = block.currents(h)
+        before = block.neuron.initial_state(currents[0])
+        state = None
+        idle = torch.zeros(currents.shape[2:], dtype=torch.float64, device=currents.device)
+        for current in currents.unbind(0):
+            _, state = block.neuron(current, state)
+            same = current == 0
+            for name in state._fields:
+                same = same & (getattr(state, name) == getattr(before, name).detach())
+            idle += same.sum(dim=0)
+            before = state
+        result.append(idle)
+    return result
+
+
 Forward = Callable[[SpikingNet, torch.Tensor], SNNOutput]
+IdleSteps = Callable[[SpikingNet, torch.Tensor, SNNOutput], list[torch.Tensor]]
 
 
 @dataclass(frozen=True)
 class Arithmetic:
-    """How a network computes: ``forward(model, x) -> SNNOutput``, and ``check(model)``, which refuses (one clear
-    error) a model that this arithmetic cannot compute as its target does."""
+    """How a network computes: ``forward(model, x) -> SNNOutput``, ``check(model)``, which refuses (one clear
+    error) a model that this arithmetic cannot compute as its target does, and ``idle(model, x, out)``, the idle
+    steps of each population in a run (:meth:`SpikingNet.idle_steps`; None: not counted)."""
 
     forward: Forward
     check: Callable[[SpikingNet], None] | None = None
+    idle: IdleSteps | None = None
 
 
 # ModelSpec.arithmetic -> how the network computes. Norse float is built in; other arithmetics register themselves
 # when their module is imported (as Lava's select_tag picks a process model). ARITHMETIC_PROVIDERS names those
 # modules, so that this module imports none of them.
-ARITHMETIC: dict[str, Arithmetic] = {FLOAT_ARITHMETIC: Arithmetic(norse_forward)}
+ARITHMETIC: dict[str, Arithmetic] = {FLOAT_ARITHMETIC: Arithmetic(norse_forward, idle=norse_idle_steps)}
 ARITHMETIC_PROVIDERS: dict[str, str] = {FIXED_POINT_ARITHMETIC: "export.loihi_exact"}
 
 
-def register_arithmetic(name: str, forward: Forward, check: Callable[[SpikingNet], None] | None = None) -> None:
-    """Make ``forward`` (and ``check``) the arithmetic of models whose ``spec.arithmetic`` is ``name``."""
-    ARITHMETIC[name] = Arithmetic(forward, check)
+def register_arithmetic(name: str, forward: Forward, check: Callable[[SpikingNet], None] | None = None,
+                        idle: IdleSteps | None = None) -> None:
+    """Make ``forward`` (and ``check``, ``idle``) the arithmetic of models whose ``spec.arithmetic`` is ``name``."""
+    ARITHMETIC[name] = Arithmetic(forward, check, idle)
 
 
 def arithmetic(name: str) -> Arithmetic:

@@ -72,7 +72,8 @@ def test_energy_command_prints_table_and_writes_json_and_png(mnist_checkpoint, t
                      "--device-profile", str(tmp_path / "mine.toml"))
     assert result.returncode == 0, result.stderr
     for text in ("SNN against the equivalent ANN", "core mapping on loihi1", "core mapping on loihi2", "my-loihi2",
-                 "binding limit", "input delivery host-graded", "static share of the cores used", "energy.png"):
+                 "binding limit", "input delivery host-graded", "static share of the cores used", "energy.png",
+                 "idle neuron updates", "tile hops", "cores at", "derived from per-core work"):
         assert text in result.stdout
     report = json.loads((tmp_path / "report" / "energy.json").read_text())
     assert report["samples"] == 48 and [s["profile"] for s in report["summary"]] == ["loihi1", "ann45nm", "my-loihi2"]
@@ -81,6 +82,21 @@ def test_energy_command_prints_table_and_writes_json_and_png(mnist_checkpoint, t
     assert loihi["constants"]["energy_per_synop_j"]["kind"] == "simulated"
     assert report["mappings"]["loihi1"]["total_cores"] >= 2 and report["profiles"]["my-loihi2"]["cores"] == "loihi2"
     assert (tmp_path / "report" / "energy.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("flag", ["--input-delivery", "--static-scope"])
+def test_energy_command_refuses_bad_settings(mnist_checkpoint, flag):
+    result = run_cli("energy", str(mnist_checkpoint), flag, "bogus")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "invalid choice: 'bogus'" in lines[0], result.stderr
+
+
+def test_energy_report_refuses_bad_settings_in_one_line():
+    from neuromorph.errors import NeuromorphError
+
+    with pytest.raises(NeuromorphError, match="unknown static scope 'share'; choose one of chip, cores"):
+        energy_report(build_model(mlp_spec(hidden=(4,), time_steps=2)), static_scope="share")
 
 
 def test_energy_command_refuses_bad_profiles(mnist_checkpoint, tmp_path, capsys):
@@ -129,3 +145,12 @@ def test_python_api_one_call():
     gpu = report.estimate("gpu")
     assert gpu.snn_to_ann > 1  # a clock-driven device computes every synapse on every step
     assert "SNN/ANN" in report.text() and set(report.mappings) == {"loihi1", "loihi2"}
+    encoder = energy_report(build_model(spec), profiles=["loihi1"], split=split, batch_size=8,
+                            input_delivery="encoder", static_scope="cores")
+    loihi = encoder.to_dict()["estimates"][0]
+    assert loihi["input_delivery"] == "encoder" and loihi["static_scope"] == "cores"
+    assert loihi["static_j"] == loihi["static_cores_j"] < loihi["static_chip_j"]
+    assert set(loihi["by_kind_j"]) == {"synops", "macs", "neuron_updates", "idle_updates", "spikes", "messages",
+                                       "hops"}
+    assert encoder.to_dict()["mappings"]["loihi1"]["placement"][0]["layer"] == "input"
+    assert "cores at" in encoder.text() and "per-core work" in encoder.text()
