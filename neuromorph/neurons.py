@@ -43,7 +43,7 @@ import torch
 from neuromorph.errors import NeuromorphError
 
 KERNEL_ENV = "NEUROMORPH_NEURON_KERNEL"
-KERNEL_SETTINGS = ("auto", "cpp", "torch", "norse")
+KERNEL_SETTINGS = ("auto", "cpp", "triton", "torch", "norse")
 
 
 @dataclass(frozen=True)
@@ -139,6 +139,7 @@ def _lif_backward(grad_z: torch.Tensor, u_all: torch.Tensor, z_all: torch.Tensor
 
 
 _EXTENSION: dict[str, object] = {}  # "module" or "error", once per process
+_TRITON: dict[str, object] = {}  # the Triton kernels module (or None) and why not, once per process
 SOURCE = Path(__file__).with_name("csrc") / "neurons.cpp"
 CFLAGS = ["-O3", "-ffp-contract=off", "-fno-trapping-math"]  # no fused multiply-add (it would round once where
 # Norse rounds twice); -fno-trapping-math lets the compiler vectorize the threshold compare (no value changes)
@@ -178,10 +179,25 @@ def build_error() -> str | None:
 
 
 def _compiled_for(flat: torch.Tensor):
-    """The compiled kernels for this input, or None (pure torch)."""
-    if flat.device.type != "cpu" or flat.dtype not in (torch.float32, torch.float64):
-        return None
-    return compiled_extension() if backend(flat.device) == "cpp" else None
+    """The compiled kernels for this input (C++ or Triton, one interface), or None (pure torch)."""
+    chosen = backend(flat.device)
+    if chosen == "cpp" and flat.device.type == "cpu" and flat.dtype in (torch.float32, torch.float64):
+        return compiled_extension()
+    if chosen == "triton" and flat.dtype == torch.float32:
+        return triton_kernels()
+    return None
+
+
+def triton_kernels():
+    """:mod:`neuromorph.triton_neurons`, or None where Triton is not installed or does not import."""
+    if "module" not in _TRITON:
+        try:
+            import neuromorph.triton_neurons as module
+        except Exception as error:  # noqa: BLE001 - no triton, or one that cannot build for this machine
+            module = None
+            _TRITON["error"] = f"{type(error).__name__}: {str(error).strip()[:120]}"
+        _TRITON["module"] = module
+    return _TRITON["module"]
 
 
 def _neuron_contiguous(flat: torch.Tensor) -> torch.Tensor:
@@ -313,8 +329,10 @@ KERNELS: dict[tuple[str, str | None], Kernel] = {
 
 
 def kernel_setting() -> str:
-    """``NEUROMORPH_NEURON_KERNEL``: ``auto`` (the default: the compiled kernel where it is built, else pure torch),
-    ``cpp``, ``torch`` or ``norse`` (Norse's cells step by step, the reference). ``fused`` is read as ``auto``."""
+    """``NEUROMORPH_NEURON_KERNEL``: ``auto`` (the default: on a CPU the compiled C++ kernel where it is built, on a
+    GPU the Triton kernel where Triton imports, else pure torch), ``cpp``, ``triton`` (also on CPU tensors under
+    ``TRITON_INTERPRET=1``, as the tests run it), ``torch`` or ``norse`` (Norse's cells step by step, the
+    reference). ``fused`` is read as ``auto``."""
     value = os.environ.get(KERNEL_ENV, "auto").strip().lower() or "auto"
     value = "auto" if value == "fused" else value
     if value not in KERNEL_SETTINGS:
@@ -335,14 +353,23 @@ def kernel_for(cell) -> Kernel | None:
 
 
 def backend(device: torch.device | str = "cpu") -> str:
-    """What runs a fused population on ``device``: ``cpp`` (the compiled kernel) or ``torch`` (the pure-torch one).
-    ``cpp`` is chosen on a CPU when the setting allows it and the extension builds (or is built already)."""
+    """What runs a fused population on ``device``: ``cpp`` (the compiled kernel), ``triton`` or ``torch`` (the
+    pure-torch one). ``cpp`` is chosen on a CPU when the setting allows it and the extension builds (or is built
+    already), ``triton`` on a GPU when Triton imports; an explicit setting that cannot run is one error line."""
     setting = kernel_setting()
-    if torch.device(device).type == "cpu" and setting in ("auto", "cpp") and compiled_extension() is not None:
+    kind = torch.device(device).type
+    if kind == "cpu" and setting in ("auto", "cpp") and compiled_extension() is not None:
         return "cpp"
     if setting == "cpp":
         raise NeuromorphError(f"{KERNEL_ENV}=cpp: the compiled kernel is not available here "
                               f"({build_error() or 'not a CPU tensor'})")
+    if ((kind == "cuda" and setting == "auto") or setting == "triton") and triton_kernels() is not None:
+        if kind == "cpu" and os.environ.get("TRITON_INTERPRET") != "1":
+            raise NeuromorphError(f"{KERNEL_ENV}=triton on a CPU needs TRITON_INTERPRET=1 (Triton's interpreter)")
+        return "triton"
+    if setting == "triton":
+        raise NeuromorphError(f"{KERNEL_ENV}=triton: Triton is not available here "
+                              f"({_TRITON.get('error', 'it did not import')})")
     return "torch"
 
 
@@ -351,6 +378,7 @@ def describe(cell, device: torch.device | str = "cpu") -> str:
     if kernel_for(cell) is None:
         return "norse per-step"
     return {"cpp": "fused C++ (compiled, hand-written backward)",
+            "triton": "fused Triton (hand-written backward)",
             "torch": "fused torch (hand-written backward)"}[backend(device)]
 
 

@@ -102,9 +102,15 @@ def test_the_compiled_kernel_is_built_by_the_setup_and_chosen_by_default(monkeyp
 
 
 def test_a_gpu_tensor_never_gets_the_cpu_kernel(monkeypatch):
-    """The CPU kernel is chosen per device: on a GPU the pure-torch kernel runs (no GPU here: the selection only)."""
+    """The kernel is chosen per device: on a GPU the Triton kernel where Triton imports, else pure torch; never the
+    CPU's C++ one (no GPU here: the selection only)."""
+    from neuromorph import neurons
+
     monkeypatch.delenv(KERNEL_ENV, raising=False)
-    assert backend("cuda") == "torch" and backend("meta") == "torch"
+    assert backend("cuda") == ("triton" if neurons.triton_kernels() is not None else "torch")
+    assert backend("meta") == "torch"
+    monkeypatch.setattr(neurons, "triton_kernels", lambda: None)  # a torch without Triton
+    assert backend("cuda") == "torch"
 
 
 def test_compiled_kernel_keeps_a_time_constant_input_unexpanded_and_equal(monkeypatch):
@@ -123,5 +129,54 @@ def test_compiled_kernel_keeps_a_time_constant_input_unexpanded_and_equal(monkey
 def test_an_unknown_kernel_setting_is_one_clear_error(monkeypatch):
     from neuromorph.errors import NeuromorphError
     monkeypatch.setenv(KERNEL_ENV, "cuda-magic")
-    with pytest.raises(NeuromorphError, match="expected one of auto, cpp, torch, norse"):
+    with pytest.raises(NeuromorphError, match="expected one of auto, cpp, triton, torch, norse"):
+        backend("cpu")
+
+
+TRITON_CHECK = """
+import os, sys, torch
+from tests.neuromorph.test_neurons import SPECS, run
+
+class Env:  # the monkeypatch that run() takes
+    def setenv(self, name, value):
+        os.environ[name] = value
+
+for name, spec in SPECS.items():
+    model, mine, mine_grads = run(spec, Env(), "triton", counts=True)
+    assert "Triton" in __import__("neuromorph.neurons").neurons.describe(model.blocks[0].neuron)
+    _, theirs, their_grads = run(spec, Env(), "norse")
+    assert all(torch.equal(a, b) for a, b in zip(mine.spikes, theirs.spikes, strict=True)), name
+    assert torch.equal(mine.voltages, theirs.voltages), name
+    for a, b in zip(mine_grads, their_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6 * float(b.abs().max()))
+    if __import__("neuromorph.neurons").neurons.compiled_extension() is not None:
+        _, cpp, cpp_grads = run(spec, Env(), "cpp", counts=True)
+        assert all(torch.equal(a, b) for a, b in zip(mine_grads, cpp_grads, strict=True)), name
+print("ok")
+"""
+
+
+def test_the_triton_kernels_equal_norse_in_triton_s_interpreter():
+    """The GPU kernels (neuromorph/triton_neurons.py), run on CPU tensors by Triton's interpreter: Norse's spikes and
+    voltages bit for bit, its gradients to float tolerance, and exactly the C++ kernels' gradients (the same
+    operations in the same order). On a GPU they compile with fused multiply-adds off; that run is not measured
+    here (no GPU)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("triton")
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    result = subprocess.run([sys.executable, "-c", TRITON_CHECK], capture_output=True, text=True, timeout=600,
+                            cwd=Path(__file__).resolve().parents[2], env=env)
+    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-2000:]
+
+
+def test_an_explicit_kernel_setting_that_cannot_run_is_one_line(monkeypatch):
+    from neuromorph.errors import NeuromorphError
+
+    monkeypatch.setenv(KERNEL_ENV, "triton")
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    with pytest.raises(NeuromorphError, match="TRITON_INTERPRET=1"):
         backend("cpu")
