@@ -155,13 +155,18 @@ class _CubaFixedPoint(torch.autograd.Function):
         k_u, k_v = (fp.decay_unit - i_decay) / fp.decay_unit, (fp.decay_unit - v_decay) / fp.decay_unit
         ctx.settings = (k_u, k_v, threshold_int, volt_units(scale, fp), spiking, float(2**fp.input_shift))
         ctx.compiled = compiled = _compiled_cuba(a_in)
+        ctx.shape = a_in.shape
         if compiled is not None:  # the same operations in C++ (neuromorph/csrc/neurons.cpp): the same values
             flat = a_in.reshape(a_in.shape[0], -1)
             if not (flat.stride(1) == 1 and flat.stride(0) in (0, flat.shape[1])):
                 flat = flat.contiguous()
             pre, spikes, voltages = compiled.cuba_forward(flat, k_u, k_v, threshold_int, float(2**fp.input_shift),
-                                                          float(limit))
-            ctx.save_for_backward(pre, spikes)
+                                                          float(limit), not spiking)
+            ctx.save_for_backward(pre)
+            ctx.set_materialize_grads(False)
+            if spiking:  # a hidden layer passes on its spikes only: no voltages written, a zero stand-in returned
+                voltages = pre.new_zeros(()).expand(a_in.shape)
+                ctx.mark_non_differentiable(voltages)
             return spikes.view(a_in.shape), voltages.view(a_in.shape)
         u = torch.zeros_like(a_in[0])
         v = torch.zeros_like(a_in[0])
@@ -180,12 +185,16 @@ class _CubaFixedPoint(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_spikes, grad_voltages):
-        pre, spikes = ctx.saved_tensors
         k_u, k_v, threshold_int, volts, spiking, gain = ctx.settings
         if ctx.compiled is not None:
-            flat = (g.reshape(pre.shape[0], -1).contiguous() for g in (grad_spikes, grad_voltages))
-            grad = ctx.compiled.cuba_backward(*flat, pre, spikes, k_u, k_v, threshold_int, volts, gain, spiking)
-            return grad.view(grad_spikes.shape), None, None, None, None, None, None
+            (pre,) = ctx.saved_tensors
+            steps = pre.shape[0]
+            g_spikes = (torch.zeros_like(pre) if grad_spikes is None
+                        else grad_spikes.reshape(steps, -1).contiguous())
+            g_volts = None if grad_voltages is None or spiking else grad_voltages.reshape(steps, -1).contiguous()
+            grad = ctx.compiled.cuba_backward(g_spikes, g_volts, pre, k_u, k_v, threshold_int, volts, gain, spiking)
+            return grad.view(ctx.shape), None, None, None, None, None, None
+        pre, spikes = ctx.saved_tensors
         grad_in = torch.empty_like(pre)
         d_v = torch.zeros_like(pre[0])
         d_u = torch.zeros_like(pre[0])

@@ -149,7 +149,7 @@ void cuba_forward_block(const double* a_in, int64_t a_step, double* pre, double*
     const double* __restrict__ at = a_in + t * a_step + begin;
     double* __restrict__ pt = pre + t * n + begin;
     double* __restrict__ zt = spikes + t * n + begin;
-    double* __restrict__ vt = volts + t * n + begin;
+    double* __restrict__ vt = volts == nullptr ? nullptr : volts + t * n + begin;
     for (int64_t m = 0; m < k; ++m) {
       const double current = std::trunc(u[m] * k_u) + at[m] * gain;
       double wrapped = current > limit ? current - 2.0 * limit : current;
@@ -161,14 +161,15 @@ void cuba_forward_block(const double* a_in, int64_t a_step, double* pre, double*
       const double z = voltage > threshold ? 1.0 : 0.0;
       zt[m] = z;
       v[m] = (1.0 - z) * voltage;
-      vt[m] = v[m];
+      if (volts != nullptr) vt[m] = v[m];
     }
   }
 }
 
-void cuba_backward_block(const double* g_spikes, const double* g_volts, const double* pre, const double* spikes,
-                         double* g_in, int64_t n, int64_t begin, int64_t end, int64_t steps, double k_u, double k_v,
-                         double threshold, double volts, double gain, bool spiking) {
+// g_volts may be null (the voltage output was not used: a hidden layer); the spikes are recomputed from pre.
+void cuba_backward_block(const double* g_spikes, const double* g_volts, const double* pre, double* g_in, int64_t n,
+                         int64_t begin, int64_t end, int64_t steps, double k_u, double k_v, double threshold,
+                         double volts, double gain, bool spiking) {
   const int64_t k = end - begin;
   std::vector<double> dv_buf(k, 0.0), du_buf(k, 0.0);
   double* __restrict__ d_v = dv_buf.data();
@@ -176,8 +177,9 @@ void cuba_backward_block(const double* g_spikes, const double* g_volts, const do
   for (int64_t t = steps - 1; t >= 0; --t) {
     const int64_t off = t * n + begin;
     for (int64_t m = 0; m < k; ++m) {
-      const double nv = g_volts[off + m] + k_v * d_v[m];
-      double dv = nv * (1.0 - spikes[off + m]);
+      const double nv = (g_volts == nullptr ? 0.0 : g_volts[off + m]) + k_v * d_v[m];
+      const double z = pre[off + m] > threshold ? 1.0 : 0.0;
+      double dv = nv * (1.0 - z);
       if (spiking) {
         const double p = pre[off + m];
         double s = std::abs(p - threshold) / volts + 1.0;
@@ -292,19 +294,20 @@ torch::Tensor li_backward(const torch::Tensor& grad_y, double a, double minus_b)
   return gx;
 }
 
-// Returns (pre-reset voltage, spikes, voltage after the reset), each [T, N] float64; a_in [T, N] float64 (time
-// stride N or 0).
+// Returns (pre-reset voltage, spikes, voltage after the reset), each [T, N] float64 (the last empty unless
+// with_volts: a hidden layer passes on its spikes only); a_in [T, N] float64 (time stride N or 0).
 std::vector<torch::Tensor> cuba_forward(const torch::Tensor& a_in, double k_u, double k_v, double threshold,
-                                        double gain, double limit) {
+                                        double gain, double limit, bool with_volts) {
   check_input(a_in, "a_in");
   TORCH_CHECK(a_in.scalar_type() == torch::kFloat64, "a_in must be float64");
   const int64_t steps = a_in.size(0), n = a_in.size(1);
   auto pre = torch::empty({steps, n}, a_in.options());
   auto spikes = torch::empty({steps, n}, a_in.options());
-  auto volts = torch::empty({steps, n}, a_in.options());
+  auto volts = with_volts ? torch::empty({steps, n}, a_in.options()) : torch::empty({0}, a_in.options());
   const int64_t a_step = time_stride(a_in);
   const double* ap = a_in.data_ptr<double>();
-  double *pp = pre.data_ptr<double>(), *zp = spikes.data_ptr<double>(), *vp = volts.data_ptr<double>();
+  double *pp = pre.data_ptr<double>(), *zp = spikes.data_ptr<double>();
+  double* vp = with_volts ? volts.data_ptr<double>() : nullptr;
   at::parallel_for(0, n, kBlock, [&](int64_t lo, int64_t hi) {
     for (int64_t b = lo; b < hi; b += kBlock) {
       cuba_forward_block(ap, a_step, pp, zp, vp, n, b, std::min(b + kBlock, hi), steps, k_u, k_v, threshold, gain,
@@ -314,20 +317,23 @@ std::vector<torch::Tensor> cuba_forward(const torch::Tensor& a_in, double k_u, d
   return {pre, spikes, volts};
 }
 
-torch::Tensor cuba_backward(const torch::Tensor& g_spikes, const torch::Tensor& g_volts, const torch::Tensor& pre,
-                            const torch::Tensor& spikes, double k_u, double k_v, double threshold, double volts,
+// g_volts: the voltage output's gradient, or undefined when that output was not used.
+torch::Tensor cuba_backward(const torch::Tensor& g_spikes, const c10::optional<torch::Tensor>& g_volts,
+                            const torch::Tensor& pre, double k_u, double k_v, double threshold, double volts,
                             double gain, bool spiking) {
-  TORCH_CHECK(g_spikes.is_contiguous() && g_volts.is_contiguous() && pre.is_contiguous() && spikes.is_contiguous(),
+  const bool with_volts = g_volts.has_value() && g_volts->defined();
+  TORCH_CHECK(g_spikes.is_contiguous() && pre.is_contiguous() && (!with_volts || g_volts->is_contiguous()),
               "tensors must be contiguous");
   const int64_t steps = pre.size(0), n = pre.size(1);
   auto g_in = torch::empty({steps, n}, pre.options());
-  const double *gz = g_spikes.data_ptr<double>(), *gv = g_volts.data_ptr<double>();
-  const double *pp = pre.data_ptr<double>(), *zp = spikes.data_ptr<double>();
+  const double* gz = g_spikes.data_ptr<double>();
+  const double* gv = with_volts ? g_volts->data_ptr<double>() : nullptr;
+  const double* pp = pre.data_ptr<double>();
   double* gp = g_in.data_ptr<double>();
   at::parallel_for(0, n, kBlock, [&](int64_t lo, int64_t hi) {
     for (int64_t b = lo; b < hi; b += kBlock) {
-      cuba_backward_block(gz, gv, pp, zp, gp, n, b, std::min(b + kBlock, hi), steps, k_u, k_v, threshold, volts,
-                          gain, spiking);
+      cuba_backward_block(gz, gv, pp, gp, n, b, std::min(b + kBlock, hi), steps, k_u, k_v, threshold, volts, gain,
+                          spiking);
     }
   });
   return g_in;
