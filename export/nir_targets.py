@@ -149,9 +149,9 @@ class NirTarget:
 
     ``dt_s``: the importer's time step (its default or fixed one; None: the model's own); ``pools``: the pool modes
     (:attr:`neuromorph.spec.Pool.mode`) it maps; ``batched``: whether its modules take a batch axis (Norse's and
-    snnTorch's Flatten flattens it too: one sample at a time); ``form``: the neuron parameterisation; ``at_or_above``: it spikes on
-    ``v >= threshold``; ``readout_as_lif``: it has no ``CubaLI`` (the readout is a never-firing CubaLIF);
-    ``load``: how to load the file there; ``limits``: one line on what it cannot represent.
+    snnTorch's Flatten flattens it too: one sample at a time); ``form``: the neuron parameterisation;
+    ``at_or_above``: it spikes on ``v >= threshold``; ``readout_as_lif``: it has no ``CubaLI`` (the readout is a
+    never-firing CubaLIF); ``load``: how to load the file there; ``limits``: one line on what it cannot represent.
     """
 
     name: str
