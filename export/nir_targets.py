@@ -296,8 +296,7 @@ def to_nir_for(model, target: str, description: str = ""):
         "neuromorph_spec": json.dumps(_file_spec(spec, row)),
         "volts_per_unit": json.dumps(volts),
     })
-    if "weights" in graph.metadata:
-        metadata["weights"] = graph.metadata["weights"]
+    metadata.update({key: graph.metadata[key] for key in ("weights", "weight_grid_units") if key in graph.metadata})
     return nir.NIRGraph(nodes=nodes, edges=list(zip(chain[:-1], chain[1:], strict=True)), metadata=metadata), \
         row.limits
 

@@ -4,6 +4,7 @@ spikes exactly and its readout voltage; files their exporters write import here 
 from __future__ import annotations
 
 import io
+import json
 import math
 
 import nir
@@ -227,3 +228,29 @@ def test_norse_to_nir_time_constants_are_fixed_and_give_its_spikes():
     assert len(notes) == 1 and "writes tau = dt*tau" in notes[0]
     assert model.spec.neuron.tau_mem_inv == pytest.approx(100) and model.spec.neuron.tau_syn_inv == pytest.approx(200)
     _assert_same([torch.stack(record)], torch.stack(out), model, x)
+
+
+@pytest.mark.parametrize("which", ["poisson_mlp_spec", "tiny_cnn_spec"])
+def test_loihi_exact_model_exports_its_grid_weights(which, request):
+    from export.quantize import quantize
+    from tests.export.test_loihi_exact import loihi_exact
+
+    model, x = firing_model(request.getfixturevalue(which))
+    exact = loihi_exact(model, x)
+    graph, _ = to_nir_for(exact, "generic")
+    units = json.loads(graph.metadata["weight_grid_units"])
+    assert "8-bit grid" in graph.metadata["weights"]
+    synapses = [node for node in graph.nodes.values() if type(node).__name__ in ("Linear", "Affine", "Conv2d")]
+    plan = quantize(exact)
+    for node, unit, layer, module in zip(synapses, units, plan.layers, exact.blocks, strict=True):
+        if unit is None:  # a host layer: its float weights
+            assert layer.on_host
+            np.testing.assert_array_equal(node.weight, module.synapse.weight.detach().numpy())
+            continue
+        mantissas = np.asarray(node.weight, dtype=np.float64) * unit
+        np.testing.assert_allclose(mantissas, np.round(mantissas), atol=1e-3)
+        grid = np.round(mantissas).astype(np.int64)
+        assert (grid % 2 == 0).all() and grid.min() >= -256 and grid.max() <= 254
+        assert not np.array_equal(node.weight, module.synapse.weight.detach().numpy())
+        if not layer.spatial and layer.folded == "":  # no pooling folded in: the netx file's integers themselves
+            np.testing.assert_array_equal(grid, layer.weight)
