@@ -24,10 +24,10 @@ from neuromorph.errors import NeuromorphError
 @dataclass(frozen=True)
 class FrameworkRun:
     """What a framework computed: ``spikes`` (one ``[T, B, *shape]`` tensor per hidden population, in block order)
-    and ``readout_v`` (``[T, B, classes]``, Norse volts)."""
+    and ``readout_v`` (``[T, B, classes]``, Norse volts; None where the framework did not map the readout)."""
 
     spikes: list[torch.Tensor]
-    readout_v: torch.Tensor
+    readout_v: torch.Tensor | None
 
 
 def _neuron_names(graph: Any) -> list[str]:
@@ -66,8 +66,8 @@ def _collect(graph: Any, x: torch.Tensor, step_sample: Callable[[Any, torch.Tens
     else:
         runs = [step_sample(names, x[:, b:b + 1]) for b in range(x.shape[1])]
         spikes = [torch.cat([run[0][i] for run in runs], dim=1) for i in range(len(names) - 1)]
-        v = torch.cat([run[1] for run in runs], dim=1)
-    return FrameworkRun(spikes=spikes, readout_v=v.double() * _volts_per_unit(graph, readout))
+        v = None if runs[0][1] is None else torch.cat([run[1] for run in runs], dim=1)
+    return FrameworkRun(spikes=spikes, readout_v=None if v is None else v.double() * _volts_per_unit(graph, readout))
 
 
 def run_norse(graph: Any, x: torch.Tensor) -> FrameworkRun:
@@ -82,9 +82,11 @@ def run_norse(graph: Any, x: torch.Tensor) -> FrameworkRun:
         for name in names:
             def hook(_m, _i, out, name=name):
                 z, state = out
-                v = state[1].v if isinstance(state, tuple) else state.v  # CubaLIF: (synapse, lif); LIF: lif
+                v = state.v if hasattr(state, "v") else state[1].v  # LIF: its state; CubaLIF: (synapse, lif)
                 record[name].append(v if name == names[-1] else z)
-            hooks.append(getattr(net, name).register_forward_hook(hook))
+            module = getattr(net, name, None)
+            if module is not None:  # None: a node Norse does not map (the generic file's CubaLI readout)
+                hooks.append(module.register_forward_hook(hook))
         try:
             with torch.no_grad():
                 state = None
@@ -93,7 +95,7 @@ def run_norse(graph: Any, x: torch.Tensor) -> FrameworkRun:
         finally:
             for handle in hooks:
                 handle.remove()
-        stacked = [torch.stack(record[name]).unsqueeze(1) for name in names]
+        stacked = [torch.stack(record[name]).unsqueeze(1) if record[name] else None for name in names]
         return stacked[:-1], stacked[-1]
 
     return _collect(graph, x, step_sample, batched=False)
