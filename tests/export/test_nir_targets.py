@@ -254,3 +254,52 @@ def test_loihi_exact_model_exports_its_grid_weights(which, request):
         assert not np.array_equal(node.weight, module.synapse.weight.detach().numpy())
         if not layer.spatial and layer.folded == "":  # no pooling folded in: the netx file's integers themselves
             np.testing.assert_array_equal(grid, layer.weight)
+
+
+# ---- the commands ----------------------------------------------------------------------------------------------
+
+def test_cli_export_for_a_framework_and_its_refusals(tmp_path):
+    from neuromorph.checkpoint import load_checkpoint
+    from tests.export.test_cli_export import make_checkpoint
+    from tests.neuromorph.test_cli import assert_one_line_error, run_cli
+
+    ckpt = make_checkpoint(tmp_path / "ckpt.pt")
+    out = tmp_path / "sj.nir"
+    result = run_cli("export", str(ckpt), "--format", "nir", "--for", "spikingjelly", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    said = result.stdout + result.stderr
+    assert "for spikingjelly (dt 0.0001 s" in said and "cannot represent: SpikingJelly maps no CubaLI" in said
+    graph = nir.read(out)
+    assert graph.metadata["nir_target"] == "spikingjelly" and float(graph.metadata["model_dt_s"]) == 1e-3
+    model = load_checkpoint(ckpt).build_model()
+    x = torch.rand(4, 2, 3, 32, 32)
+    with torch.no_grad():
+        expected = model(x).spikes
+    assert torch.equal(run_in("spikingjelly", graph, x).spikes[0], expected[0])
+
+    bad = make_checkpoint(tmp_path / "reset.pt", neuron=NeuronSpec(v_reset=-0.1))
+    refused = tmp_path / "norse.nir"
+    result = run_cli("export", str(bad), "--format", "nir", "--for", "norse", "--out", str(refused))
+    assert_one_line_error(result, 1, "--for norse: Norse's from_nir ignores v_reset")
+    assert not refused.exists()
+    result = run_cli("export", str(ckpt), "--format", "netx", "--for", "norse", "--out", str(tmp_path / "m.net"))
+    assert_one_line_error(result, 1, "--for applies to --format nir only")
+    result = run_cli("export", "--help")
+    assert "snntorch: for snnTorch 1.0.0" in " ".join(result.stdout.split())
+
+
+def test_cli_import_nir_from_a_framework(tmp_path):
+    from tests.neuromorph.test_cli import run_cli
+
+    spec = mlp_spec(input_shape=(1, 6, 6), hidden=(8,), num_classes=3, time_steps=4)
+    model, _ = firing_model(spec)
+    path = tmp_path / "for_snntorch.nir"
+    write_nir_for(model, path, "snntorch")
+    graph = nir.read(path)
+    graph.metadata = {}  # as a file from snnTorch's own exporter: no dt recorded
+    nir.write(path, graph)
+    result = run_cli("import-nir", str(path), "--source", "snntorch", "--out", str(tmp_path / "run"), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["spec"]["dt_s"] == 1e-4
+    result = run_cli("import-nir", str(path), "--out", str(tmp_path / "run2"))
+    assert result.returncode == 1 and "records no time step" in result.stderr
