@@ -351,7 +351,8 @@ def spec_and_weights_from_nir(graph: Any, dt_s: float | None = None,
 # Block role -> the error for a neuron node of the other role in that block's place.
 _MISPLACED_POPULATION = {
     HIDDEN: "NIR node {node!r}: a non-spiking readout must be the last node before the Output",
-    READOUT: "the NIR graph must end in a non-spiking readout (CubaLI or LI) before its Output, not {node!r}",
+    READOUT: "the NIR graph must end in a non-spiking readout (CubaLI or LI, or a CubaLIF or LIF with "
+             "v_threshold = inf) before its Output, not {node!r}",
 }
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from export.nir_targets import NIR_TARGETS
 from neuromorph.errors import NeuromorphError
 
 
@@ -98,7 +99,7 @@ def run_norse(graph: Any, x: torch.Tensor) -> FrameworkRun:
         stacked = [torch.stack(record[name]).unsqueeze(1) if record[name] else None for name in names]
         return stacked[:-1], stacked[-1]
 
-    return _collect(graph, x, step_sample, batched=False)
+    return _collect(graph, x, step_sample, batched=NIR_TARGETS["norse"].batched)
 
 
 def run_snntorch(graph: Any, x: torch.Tensor) -> FrameworkRun:
@@ -130,7 +131,7 @@ def run_snntorch(graph: Any, x: torch.Tensor) -> FrameworkRun:
         stacked = [torch.stack(record[name]).unsqueeze(1) for name in names]
         return stacked[:-1], stacked[-1]
 
-    return _collect(graph, x, step_sample, batched=False)
+    return _collect(graph, x, step_sample, batched=NIR_TARGETS["snntorch"].batched)
 
 
 def run_spikingjelly(graph: Any, x: torch.Tensor) -> FrameworkRun:
@@ -159,7 +160,7 @@ def run_spikingjelly(graph: Any, x: torch.Tensor) -> FrameworkRun:
         stacked = [torch.stack(record[name]) for name in names]
         return stacked[:-1], stacked[-1]
 
-    return _collect(graph, x, step_sample, batched=True)
+    return _collect(graph, x, step_sample, batched=NIR_TARGETS["spikingjelly"].batched)
 
 
 # Framework name (an export.nir_targets.NIR_TARGETS key) -> its runner.

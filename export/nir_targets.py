@@ -150,8 +150,8 @@ class NirTarget:
     ``dt_s``: the importer's time step (its default or fixed one; None: the model's own); ``pools``: the pool modes
     (:attr:`neuromorph.spec.Pool.mode`) it maps; ``batched``: whether its modules take a batch axis (Norse's and
     snnTorch's Flatten flattens it too: one sample at a time); ``form``: the neuron parameterisation;
-    ``at_or_above``: it spikes on ``v >= threshold``; ``readout_as_lif``: it has no ``CubaLI`` (the readout is a
-    never-firing CubaLIF); ``load``: how to load the file there; ``limits``: one line on what it cannot represent.
+    ``at_or_above``: it spikes on ``v >= threshold``; ``load``: how to load the file there; ``limits``: one line
+    on what it cannot represent.
     """
 
     name: str
@@ -161,7 +161,6 @@ class NirTarget:
     batched: bool
     form: PopulationForm
     at_or_above: bool
-    readout_as_lif: bool
     check: Callable[[ModelSpec, list[Population]], None]
     load: str
     limits: str
@@ -170,7 +169,7 @@ class NirTarget:
 NIR_TARGETS: dict[str, NirTarget] = {
     "norse": NirTarget(
         name="norse", dt_s=1e-3, pools=("sum",), batched=False, form=_norse_form, at_or_above=False,
-        readout_as_lif=True, check=_check_norse,
+        check=_check_norse,
         help="Norse 1.1.0 norse.torch.from_nir(graph) at its default dt of 1 ms",
         load="norse.torch.from_nir(nir.read(FILE))  # dt 1e-3, its default",
         limits="Norse's from_nir maps no CubaLI (readout written as a CubaLIF that never fires, v_threshold = inf) "
@@ -179,7 +178,7 @@ NIR_TARGETS: dict[str, NirTarget] = {
                "its Flatten counts the batch axis (run one sample at a time)"),
     "snntorch": NirTarget(
         name="snntorch", dt_s=1e-4, pools=("avg",), batched=False, form=_r_tau_form, at_or_above=False,
-        readout_as_lif=True, check=_check_zero_leak("snntorch"),
+        check=_check_zero_leak("snntorch"),
         help="snnTorch 1.0.0 snntorch.import_nir.import_from_nir(graph), which assumes dt = 0.1 ms and "
              "r = tau_mem/dt",
         load="snntorch.import_nir.import_from_nir(nir.read(FILE))",
@@ -189,7 +188,7 @@ NIR_TARGETS: dict[str, NirTarget] = {
                "its Flatten counts the batch axis (run one sample at a time)"),
     "spikingjelly": NirTarget(
         name="spikingjelly", dt_s=1e-4, pools=("avg",), batched=True, form=_r_tau_form, at_or_above=True,
-        readout_as_lif=True, check=_check_zero_leak("spikingjelly"),
+        check=_check_zero_leak("spikingjelly"),
         help="SpikingJelly 2.0.0 nir_exchange.import_from_nir(graph) at its default dt of 0.1 ms",
         load="spikingjelly.activation_based.nir_exchange.import_from_nir(nir.read(FILE))  # dt 1e-4, its default",
         limits="SpikingJelly maps no CubaLI (readout written as a CubaLIF that never fires, v_threshold = inf) and "

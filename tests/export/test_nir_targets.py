@@ -303,3 +303,14 @@ def test_cli_import_nir_from_a_framework(tmp_path):
     assert json.loads(result.stdout)["spec"]["dt_s"] == 1e-4
     result = run_cli("import-nir", str(path), "--out", str(tmp_path / "run2"))
     assert result.returncode == 1 and "records no time step" in result.stderr
+
+
+def test_target_modules_import_no_framework():
+    """snnTorch and SpikingJelly are test-only packages: the writer, the runners and the CLI load them only to run."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import export.nir_targets, export.nir_runners, export.cli; "
+            "from neuromorph.cli import _build_parser; _build_parser(); "
+            "sys.exit(1 if any(m.split('.')[0] in ('snntorch', 'spikingjelly') for m in sys.modules) else 0)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
