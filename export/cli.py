@@ -30,9 +30,9 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "export", help="export a checkpoint to NIR or to lava-dl netx (Loihi fixed point)",
         description="NIR: the float network as a NIR graph (dt and units in its metadata), re-importable here "
-                    "(import-nir); of this generic file Norse's from_nir reads the MLPs and the sum-pool CNNs, not avg-pool "
-                    "CNNs, and maps the CubaLI readout to identity. With --for norse|snntorch|spikingjelly the same "
-                    "network is rewritten exactly in the "
+                    "(import-nir); of this generic file Norse's from_nir reads the MLPs and the sum-pool CNNs, "
+                    "not avg-pool CNNs, and maps the CubaLI readout to identity. With --for "
+                    "norse|snntorch|spikingjelly the same network is rewritten exactly in the "
                     "form that framework's importer reads (its time step, its parameter convention, a never-firing "
                     "CubaLIF for the readout, the pool kind it maps), with one line on what the target cannot "
                     "represent; refused with one error line where the rewrite would not be exact. A Loihi-exact model "
