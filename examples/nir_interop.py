@@ -102,11 +102,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--time-steps", type=int, default=16, help="time steps per sample (default 16)")
     parser.add_argument("--data-root", help="dataset folder (default: neuromorph's data root)")
     parser.add_argument("--quick", action="store_true", help="small networks on 12x12 images (for the tests)")
+    parser.add_argument("--networks", nargs="+", metavar="NAME", help="only these networks (default: all)")
     parser.add_argument("--out", default="examples/results/nir_interop.json", help="JSON file to write")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     rows = []
-    for name, spec in networks(args.time_steps, args.quick).items():
+    chosen = networks(args.time_steps, args.quick)
+    unknown = sorted(set(args.networks or ()) - set(chosen))
+    if unknown:
+        parser.error(f"unknown networks {unknown}; known: {', '.join(chosen)}")
+    for name, spec in chosen.items():
+        if args.networks and name not in args.networks:
+            continue
         pictures, source = images(args.samples, spec.input_shape, args.data_root)
         x = encode(pictures, spec, generator=torch.Generator().manual_seed(1))
         model = build_model(spec).eval()
