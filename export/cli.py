@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from export.nir_targets import TARGET_NAMES, target_help
 from neuromorph.command_line import (
     HelpFormatter,
     add_data_arguments,
@@ -24,14 +25,20 @@ FORMATS = ("nir", "netx")
 
 
 def add_parser(subparsers) -> None:
+    from export.nir_import import NIR_SOURCES
     from neuromorph.checkpoint import CHECKPOINT_NAME
     from neuromorph.data import DATASETS
 
     parser = subparsers.add_parser(
         "export", help="export a checkpoint to NIR or to lava-dl netx (Loihi fixed point)",
         description="NIR: the float network as a NIR graph (dt and units in its metadata), re-importable here "
-                    "(import-nir); Norse's from_nir reads the MLPs and the sum-pool CNNs (same hidden spikes; it maps "
-                    "the CubaLI readout to identity), not avg-pool CNNs (it maps SumPool2d only). netx: Loihi fixed "
+                    "(import-nir); of this generic file Norse's from_nir reads the MLPs and the sum-pool CNNs, "
+                    "not avg-pool CNNs, and maps the CubaLI readout to identity. With --for "
+                    "norse|snntorch|spikingjelly the same network is rewritten exactly in the "
+                    "form that framework's importer reads (its time step, its parameter convention, a never-firing "
+                    "CubaLIF for the readout, the pool kind it maps), with one line on what the target cannot "
+                    "represent; refused with one error line where the rewrite would not be exact. A Loihi-exact model "
+                    "exports its effective weights on the 8-bit grid (said in the metadata). netx: Loihi fixed "
                     "point (8-bit even weights, 12-bit decays), pooling folded into the next layer, direct input "
                     "computed on the host, readout as a never-spiking CUBA layer; prints the quantization report "
                     "(scales, weight error, and spike bins that differ from the float model on --samples test inputs, "
@@ -40,6 +47,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("checkpoint", help="checkpoint file or training output folder")
     parser.add_argument("--format", choices=FORMATS, required=True, help="output format")
     parser.add_argument("--out", required=True, type=output_file, metavar="FILE", help="file to write")
+    parser.add_argument("--for", dest="nir_for", choices=TARGET_NAMES, default=TARGET_NAMES[0],
+                        help=f"nir: the importer the file is for; {target_help()}")
     parser.add_argument("--samples", type=int, default=16, metavar="N",
                         help="netx: test samples for the report's fixed-point vs float comparison (0 = none)")
     add_data_arguments(parser)
@@ -56,9 +65,11 @@ def add_parser(subparsers) -> None:
         description="Read a NIR graph and write it as a neuromorph checkpoint, so that evaluate, energy, export "
                     "(netx) and simulate work on it, and `train --init-from` fine-tunes it. The graph must be a "
                     "feed-forward chain Input -> (Linear|Affine|Conv2d [-> pooling/flatten] -> CubaLIF|LIF)* -> "
-                    "Linear|Affine -> CubaLI|LI -> Output; unsupported nodes are refused by name. Graphs written by "
+                    "Linear|Affine -> CubaLI|LI -> Output (a CubaLIF or LIF with v_threshold = inf, which never "
+                    "fires, is read as that readout); unsupported nodes are refused by name. Graphs written by "
                     "`neuromorph export --format nir` carry their time step and step count; for others give --dt "
-                    "(and --time-steps).", formatter_class=HelpFormatter)
+                    "(and --time-steps), or --source with the exporter that wrote it (its dt, its known errors "
+                    "fixed).", formatter_class=HelpFormatter)
     imports.add_argument("graph", metavar="FILE.nir", help="NIR file to read")
     imports.add_argument("--out", required=True, type=output_checkpoint, metavar="DIR",
                          help=f"folder for {CHECKPOINT_NAME} (or a file name ending in .pt)")
@@ -66,6 +77,9 @@ def add_parser(subparsers) -> None:
                          help="simulation time step (default: the graph's metadata dt_s; required without it)")
     imports.add_argument("--time-steps", type=positive_int, metavar="T",
                          help="time steps per sample (default: the graph's metadata, else 16)")
+    imports.add_argument("--source", choices=list(NIR_SOURCES), default="neuromorph",
+                         help="the tool whose exporter wrote the graph: "
+                              + "; ".join(f"{name}: {row.note}" for name, row in NIR_SOURCES.items()))
     imports.add_argument("--dataset", choices=list(DATASETS),
                          help="dataset the network is for, recorded as the default of the other commands")
     add_json_argument(imports, "the imported model description")
@@ -81,12 +95,9 @@ def run_export(args: argparse.Namespace) -> int:
     ckpt, model = run.checkpoint, run.model
     log = log_stream(args)
     if args.format == "nir":
-        from export.nir_export import write_nir
-
-        path = write_nir(model, args.out, description=f"neuromorph {ckpt.spec.name} from {args.checkpoint}, "
-                                                      f"epoch {ckpt.epoch}")
-        emit(args, f"wrote NIR graph {path} (dt {ckpt.spec.dt_s} s, {ckpt.spec.time_steps} steps)")
-        return 0
+        return _export_nir(args, ckpt, model)
+    if args.nir_for != TARGET_NAMES[0]:
+        raise NeuromorphError("--for applies to --format nir only")
 
     from export.netx_export import netx_bytes
     from export.quantization_report import quantization_report, reference_inputs
@@ -104,6 +115,22 @@ def run_export(args: argparse.Namespace) -> int:
     if args.report:
         write_json(args.report, report.to_dict())
     emit(args, f"wrote netx file {path} ({qnet.input_kind} input)", report.to_dict())
+    return 0
+
+
+def _export_nir(args: argparse.Namespace, ckpt, model) -> int:
+    from export.nir_targets import NIR_TARGETS, write_nir_for
+
+    description = f"neuromorph {ckpt.spec.name} from {args.checkpoint}, epoch {ckpt.epoch}"
+    path, limits = write_nir_for(model, args.out, args.nir_for, description)
+    target = NIR_TARGETS.get(args.nir_for)
+    dt = target.dt_s if target else ckpt.spec.dt_s
+    weights = "; Loihi-exact: weights on its 8-bit grid" if ckpt.spec.fixed_point is not None else ""
+    lines = [f"wrote NIR graph {path} for {args.nir_for} (dt {dt} s, {ckpt.spec.time_steps} steps{weights})"]
+    if target:
+        lines += [f"load: {target.load}", f"cannot represent: {limits}"]
+    emit(args, "\n".join(lines), {"path": str(path), "for": args.nir_for, "dt_s": dt, "limits": limits,
+                                  "load": target.load if target else ""})
     return 0
 
 
@@ -149,13 +176,15 @@ def run_import(args: argparse.Namespace) -> int:
     import math
     from pathlib import Path
 
-    from export.nir_import import from_nir, read_nir
+    from export.nir_import import from_nir_source, read_nir
     from neuromorph.checkpoint import CHECKPOINT_NAME, Checkpoint, save_checkpoint
     from neuromorph.config import TrainConfig
 
     if args.dt is not None and not (math.isfinite(args.dt) and args.dt > 0):
         raise NeuromorphError(f"--dt must be a positive number of seconds, got {args.dt}")
-    model = from_nir(read_nir(args.graph), dt_s=args.dt, time_steps=args.time_steps)
+    model, notes = from_nir_source(read_nir(args.graph), args.source, dt_s=args.dt, time_steps=args.time_steps)
+    for note in notes:
+        print(note, file=log_stream(args))
     dataset = {}
     if args.dataset:
         from neuromorph.data import dataset_info

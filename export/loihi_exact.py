@@ -24,8 +24,10 @@ Importing this module registers the arithmetic ``loihi-fixed-point`` (forward pa
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
+import numpy as np
 import torch
 
 from export.chip_plan import check_exportable, folded_weight, host_current, plan_layers
@@ -43,9 +45,10 @@ from hw_models.loihi import LOIHI_FIXED_POINT, LoihiFixedPoint
 from neuromorph.models import register_arithmetic
 from neuromorph.neurons import kernels_enabled
 from neuromorph.outputs import SNNOutput, reduce_readout
-from neuromorph.spec import FIXED_POINT_ARITHMETIC
+from neuromorph.spec import FIXED_POINT_ARITHMETIC, Pool
+from neuromorph.structure import blocks
 
-__all__ = ["cuba_fixed_point", "fixed_point_forward", "straight_through"]
+__all__ = ["cuba_fixed_point", "fixed_point_forward", "grid_weights", "straight_through"]
 
 
 def _per_step(h: torch.Tensor, apply) -> torch.Tensor:
@@ -116,3 +119,30 @@ def fixed_point_idle_steps(model, x: torch.Tensor, out: SNNOutput) -> list[torch
 
 
 register_arithmetic(FIXED_POINT_ARITHMETIC, fixed_point_forward, check_fixed_point, fixed_point_idle_steps)
+
+
+def grid_weights(model, fp: LoihiFixedPoint = LOIHI_FIXED_POINT) -> list[tuple[np.ndarray, float | None]]:
+    """The weights a Loihi-exact model computes with, per block, in the float layout of its spec layers (pooling
+    not folded in): ``W_eff = w / u`` with ``w = even(u*W)`` the 8-bit grid mantissas of :func:`fixed_point_forward`
+    and ``u = s*a*f`` (``s`` the layer's scale, ``a`` its voltage decay, ``f`` the factor an average pool folded
+    into the layer gives each weight, 1 for a sum pool or none). Returns ``(W_eff float32, u)`` per block; a host
+    (direct-input) layer keeps its float weights (``u`` None): the host computes its current in float and rounds it.
+    """
+    spec = model.spec
+    readout_volts = spec.fixed_point.readout_volts if spec.fixed_point is not None else None
+    out = []
+    for layer, module, block in zip(plan_layers(spec), model.blocks, blocks(spec), strict=True):
+        weight = module.synapse.weight.detach().double()
+        if layer.on_host:
+            out.append((weight.float().numpy(), None))
+            continue
+        with torch.no_grad():
+            folded = folded_weight(spec, layer, module)[0]
+        scale, _ = layer_scale(spec, layer, folded.numpy(), readout_volts, fp)
+        area = math.prod(p.kernel_size**2 for p in block.pre if isinstance(p, Pool) and p.mode == "avg")
+        # the same operations as the folding (a conv's kernel is divided, a dense map's columns multiplied)
+        per_weight = weight / area if layer.spatial else weight * (1.0 / area)
+        grid = even_grid(scale * (layer.a * per_weight), fp)  # the same operations as fixed_point_forward
+        units = scale * layer.a / area
+        out.append(((grid / units).float().numpy(), float(units)))
+    return out

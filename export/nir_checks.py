@@ -100,7 +100,7 @@ def _show(value: Any) -> str:
     return f"{type(value).__name__} {text[:40]}{'...' if len(text) > 40 else ''}"
 
 
-def _check_array(where: str, value: Any) -> None:
+def _check_array(where: str, value: Any, infinite_ok: bool = False) -> None:
     if isinstance(value, bool | str | bytes | type(None)) or isinstance(value, Mapping):
         return
     array = value if isinstance(value, np.ndarray) else None
@@ -113,7 +113,7 @@ def _check_array(where: str, value: Any) -> None:
         return
     if array.dtype.kind not in "biuf":
         raise NeuromorphError(f"{where} must hold numbers, got {_show(array)}")
-    if array.dtype.kind == "f" and not np.isfinite(array).all():
+    if array.dtype.kind == "f" and not (np.isfinite(array) | (infinite_ok & (array == np.inf))).all():
         raise NeuromorphError(f"{where} holds NaN or infinite values")
 
 
@@ -138,7 +138,8 @@ def check_graph(graph: Any) -> None:
                 for port, shape in value.items():
                     _check_shape(f"NIR node {name!r}: {attribute}[{port!r}]", shape)
                 continue
-            _check_array(f"NIR node {name!r}: {attribute}", value)
+            # a threshold of +inf is a neuron that never fires: the readout of the files written for other tools
+            _check_array(f"NIR node {name!r}: {attribute}", value, infinite_ok=attribute == "v_threshold")
     verify_checksum(graph)
 
 

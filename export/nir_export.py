@@ -211,6 +211,7 @@ def to_nir(model, description: str = ""):
     import nir
 
     spec: ModelSpec = model.spec
+    grid = _loihi_grid_weights(model)
     nodes: dict[str, Any] = {INPUT: nir.Input(input_type={"input": np.array(spec.input_shape)})}
     for block, module in zip(blocks(spec), model.blocks, strict=True):
         shape = block.in_shape
@@ -218,13 +219,37 @@ def to_nir(model, description: str = ""):
             prefix, node = _layer_node(layer, shape)
             nodes[_node_name(nodes, prefix, block)] = node
             shape = layer.output_shape(shape)
-        prefix, node = _layer_node(block.synapse, block.synapse_in_shape, *_synapse_arrays(block, module.synapse))
+        weight, bias = _synapse_arrays(block, module.synapse)
+        if grid is not None:
+            weight = grid[block.number][0]
+        prefix, node = _layer_node(block.synapse, block.synapse_in_shape, weight, bias)
         nodes[_node_name(nodes, prefix, block)] = node
         nodes[block.name] = POPULATION_WRITERS[block.role](spec, block.out_shape)
     nodes["output"] = nir.Output(output_type={"output": np.array([spec.num_classes])})
     chain = list(nodes)  # inserted in chain order
     edges = list(zip(chain[:-1], chain[1:], strict=True))
-    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=graph_metadata(spec, description))
+    metadata = graph_metadata(spec, description)
+    if grid is not None:
+        metadata.update(_grid_metadata(grid))
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
+
+
+def _loihi_grid_weights(model) -> list[tuple[np.ndarray, float | None]] | None:
+    """A Loihi-exact model's effective weights (:func:`export.loihi_exact.grid_weights`), else None."""
+    if model.spec.fixed_point is None:
+        return None
+    from export.loihi_exact import grid_weights
+
+    return grid_weights(model)
+
+
+def _grid_metadata(grid: list[tuple[np.ndarray, float | None]]) -> dict[str, str]:
+    return {
+        "weights": "loihi-exact: the weights of each on-chip layer are its Loihi 8-bit grid values w/u (w even "
+                   "integers in [-256, 254], u in weight_grid_units, per layer); a host (direct-input) layer's are "
+                   "float (null); neuron arithmetic here is Norse float, not Loihi's fixed point",
+        "weight_grid_units": json.dumps([units for _, units in grid]),
+    }
 
 
 def nir_bytes(graph) -> bytes:

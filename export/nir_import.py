@@ -213,6 +213,27 @@ def _read_li(name: str, node: Any, ctx: _Context) -> _Layer:
     return _Layer(name, neuron=readout, role=READOUT, input_scale=_vec(node, "r"), out_shape=ctx.shape)
 
 
+def _never_fires(node: Any) -> bool:
+    """A spiking node whose every threshold is +inf: it never fires, so it is a non-spiking integrator (the readout
+    form of :mod:`export.nir_targets` for importers without CubaLI/LI)."""
+    threshold = np.asarray(node.v_threshold, dtype=np.float64)
+    return threshold.size > 0 and bool(np.all(np.isposinf(threshold)))
+
+
+def _read_cuba_lif_or_readout(name: str, node: Any, ctx: _Context) -> _Layer:
+    """CubaLIF; one that never fires is read as the CubaLI readout it stands for (v_reset is then irrelevant)."""
+    if _never_fires(node):
+        return _read_cuba_li(name, node, ctx)
+    return _read_cuba_lif(name, node, ctx)
+
+
+def _read_lif_or_readout(name: str, node: Any, ctx: _Context) -> _Layer:
+    """LIF; one that never fires is read as the LI readout it stands for."""
+    if _never_fires(node):
+        return _read_li(name, node, ctx)
+    return _read_lif(name, node, ctx)
+
+
 @dataclass(frozen=True)
 class NodeReader:
     """How one NIR node type is read: ``read(node_name, node, context) -> _Layer``, and the spec layer class it
@@ -230,8 +251,8 @@ NODE_READERS: dict[str, NodeReader] = {
     "Flatten": NodeReader(_read_flatten, Flatten),
     "SumPool2d": NodeReader(_pool_reader("sum"), Pool),
     "AvgPool2d": NodeReader(_pool_reader("avg"), Pool),
-    "CubaLIF": NodeReader(_read_cuba_lif, None),
-    "LIF": NodeReader(_read_lif, None),
+    "CubaLIF": NodeReader(_read_cuba_lif_or_readout, None),
+    "LIF": NodeReader(_read_lif_or_readout, None),
     "CubaLI": NodeReader(_read_cuba_li, None),
     "LI": NodeReader(_read_li, None),
 }
@@ -336,7 +357,8 @@ def spec_and_weights_from_nir(graph: Any, dt_s: float | None = None,
 # Block role -> the error for a neuron node of the other role in that block's place.
 _MISPLACED_POPULATION = {
     HIDDEN: "NIR node {node!r}: a non-spiking readout must be the last node before the Output",
-    READOUT: "the NIR graph must end in a non-spiking readout (CubaLI or LI) before its Output, not {node!r}",
+    READOUT: "the NIR graph must end in a non-spiking readout (CubaLI or LI, or a CubaLIF or LIF with "
+             "v_threshold = inf) before its Output, not {node!r}",
 }
 
 
@@ -419,3 +441,64 @@ def read_nir(path: str | os.PathLike):
 def load_nir(path: str | os.PathLike, dt_s: float | None = None, time_steps: int | None = None):
     """Read a NIR file and build the model it describes."""
     return from_nir(read_nir(path), dt_s=dt_s, time_steps=time_steps)
+
+
+# ---- graphs written by other frameworks' exporters -----------------------------------------------------------------
+
+def _fix_norse_time_constants(graph: Any, dt_s: float) -> str:
+    """Norse 1.1.0's ``to_nir`` writes every time constant as ``dt*tau`` (``dt/tau_inv``) and a CubaLIF's ``w_in`` as 1,
+    although its ``LIFCell`` current takes its input unscaled (``w_in = tau_syn/dt``): divide the taus by ``dt`` and
+    set ``w_in``, in place. Exact: the graph then says what the Norse network computed."""
+    import nir
+
+    fixed = []
+    for name, node in graph.nodes.items():
+        taus = {nir.CubaLIF: ("tau_mem", "tau_syn"), nir.CubaLI: ("tau_mem", "tau_syn"), nir.LIF: ("tau",),
+                nir.LI: ("tau",)}.get(type(node), ())
+        for key in taus:
+            setattr(node, key, np.asarray(getattr(node, key), dtype=np.float64) / dt_s)
+        if "tau_syn" in taus:
+            node.w_in = np.asarray(node.tau_syn, dtype=np.float64) / dt_s
+        if taus:
+            fixed.append(name)
+    return (f"norse 1.1.0's to_nir writes tau = dt*tau (dt/tau_inv) and w_in = 1: read as tau/dt and "
+            f"w_in = tau_syn/dt with dt {dt_s} s (nodes {', '.join(fixed) or 'none'})")
+
+
+@dataclass(frozen=True)
+class NirSource:
+    """A tool whose NIR exporter wrote the graph: its time step (``dt_s``, used when the graph records none and the
+    caller gives none) and the exact fix of what its exporter writes wrongly (``fix(graph, dt) -> note``)."""
+
+    name: str
+    dt_s: float | None
+    fix: Callable[[Any, float], str] | None = None
+    note: str = ""
+
+
+# --source of import-nir -> what that exporter writes.
+NIR_SOURCES: dict[str, NirSource] = {
+    "neuromorph": NirSource("neuromorph", None, note="dt from the graph's metadata"),
+    "norse": NirSource("norse", 1e-3, _fix_norse_time_constants,
+                       "norse.torch.to_nir (1.1.0): time constants fixed, dt 1 ms unless --dt"),
+    "snntorch": NirSource("snntorch", 1e-4, note="snntorch.export_nir.export_to_nir: its fixed dt of 0.1 ms"),
+    "spikingjelly": NirSource("spikingjelly", 1e-4, note="nir_exchange.export_to_nir: its default dt of 0.1 ms"),
+}
+
+
+def from_nir_source(graph: Any, source: str = "neuromorph", dt_s: float | None = None,
+                    time_steps: int | None = None) -> tuple[Any, list[str]]:
+    """:func:`from_nir` for a graph written by ``source`` (a :data:`NIR_SOURCES` key): its exporter's dt when
+    neither the caller nor the graph gives one, and its exporter's known errors fixed; returns the model and one
+    line per fix."""
+    row = NIR_SOURCES.get(source)
+    if row is None:
+        raise NeuromorphError(f"unknown NIR source {source!r}; known: {', '.join(NIR_SOURCES)}")
+    if dt_s is None and "dt_s" not in (graph.metadata or {}):
+        dt_s = row.dt_s
+    notes = []
+    if row.fix is not None:
+        if dt_s is None:
+            raise NeuromorphError(f"--source {source}: give the network's time step (--dt) to fix its time constants")
+        notes.append(row.fix(graph, dt_s))
+    return from_nir(graph, dt_s=dt_s, time_steps=time_steps), notes
