@@ -138,9 +138,11 @@ class _Block(nn.Module):
         one exists for the cell; else Norse's cell, step by step (the reference)."""
         return self.integrate_with_counts(currents)[0]
 
-    def integrate_with_counts(self, currents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """:meth:`integrate`, and the spikes summed over time ``[B, ...]`` where the kernel computed them (None
-        for a readout, or where Norse's cell ran)."""
+    def integrate_with_counts(self, currents: torch.Tensor
+                              ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """:meth:`integrate`, the spikes summed over time ``[B, ...]`` where the kernel computed them (None for a
+        readout, or where Norse's cell ran), and each neuron's idle steps ``[B, ...]`` where the kernel counted
+        them (None otherwise)."""
         kernel = kernel_for(self.neuron)
         if kernel is not None:
             return kernel(currents, self.neuron, with_counts=True)
@@ -151,7 +153,7 @@ class _Block(nn.Module):
         for current in currents.unbind(0):
             out, state = self.neuron(current, state)
             outputs.append(out)
-        return torch.stack(outputs), None
+        return torch.stack(outputs), None, None
 
 
 class SpikingNet(nn.Module):
@@ -212,14 +214,18 @@ def norse_forward(model: SpikingNet, x: torch.Tensor) -> SNNOutput:
     """Norse float arithmetic: synaptic layers on all steps at once, the Norse cells stepped over time."""
     spikes = [x] if model.records_input else []
     counts: list[torch.Tensor | None] = [x.sum(dim=0)] if model.records_input else []
+    idle: list[torch.Tensor | None] = []
     h = x
     for block in model.blocks[:-1]:
-        h, count = block.integrate_with_counts(block.currents(h))
+        h, count, quiet = block.integrate_with_counts(block.currents(h))
         spikes.append(h)
         counts.append(count)
-    voltages = model.blocks[-1].integrate(model.blocks[-1].currents(h))
+        idle.append(quiet)
+    voltages, _, quiet = model.blocks[-1].integrate_with_counts(model.blocks[-1].currents(h))
+    idle.append(quiet)
     return SNNOutput(logits=reduce_readout(voltages, model.spec.readout.reduce), voltages=voltages, spikes=spikes,
-                     spike_counts=counts if all(c is not None for c in counts) else None)
+                     spike_counts=counts if all(c is not None for c in counts) else None,
+                     idle_steps=idle if all(q is not None for q in idle) else None)
 
 
 @torch.no_grad()
@@ -227,7 +233,10 @@ def norse_idle_steps(model: SpikingNet, x: torch.Tensor, out: SNNOutput) -> list
     """Idle steps of every population under Norse float arithmetic: each block's Norse cell stepped on the currents
     its recorded input drives (the encoded input, then each hidden layer's spikes in ``out``), a step idle where the
     current is exactly 0 and every state variable is bitwise unchanged (the multi-step kernels are bit-identical to
-    the cells, so these are the run's states)."""
+    the cells, so these are the run's states). Where the kernels counted them in the forward pass
+    (``out.idle_steps``, the compiled C++ kernels: the same comparisons), those counts are taken as they are."""
+    if out.idle_steps is not None:
+        return [quiet.double().sum(dim=0) for quiet in out.idle_steps]
     result = []
     for block, h in zip(model.blocks, [x, *model.hidden_spikes(out)], strict=True):
         currents = block.currents(h)

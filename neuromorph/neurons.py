@@ -222,20 +222,23 @@ class _LIF(torch.autograd.Function):
         flat = _flat(x)
         compiled = _compiled_for(flat)
         if compiled is not None:
-            u_all, z_all, counts = compiled.lif_forward(_neuron_contiguous(flat), float(c.a), float(c.minus_b),
-                                                        float(c.v_leak), float(c.v_th), float(c.v_reset), current)
+            u_all, z_all, counts, idle = compiled.lif_forward(
+                _neuron_contiguous(flat), float(c.a), float(c.minus_b), float(c.v_leak), float(c.v_th),
+                float(c.v_reset), current)
         else:
             u_all = torch.empty(flat.shape, dtype=x.dtype, device=x.device)
             z_all = torch.empty_like(u_all)
             _lif_forward(flat, u_all, z_all, c, current)
-            counts = z_all.sum(dim=0)
+            counts, idle = z_all.sum(dim=0), None
         ctx.save_for_backward(u_all, z_all)
         ctx.constants, ctx.current, ctx.compiled, ctx.shape = c, current, compiled, x.shape
         ctx.set_materialize_grads(False)
-        return z_all.view(x.shape), counts.view(x.shape[1:])
+        idle = x.new_empty(0) if idle is None else idle.view(x.shape[1:])  # empty: not counted by this backend
+        ctx.mark_non_differentiable(idle)
+        return z_all.view(x.shape), counts.view(x.shape[1:]), idle
 
     @staticmethod
-    def backward(ctx, grad_z: torch.Tensor | None, grad_counts: torch.Tensor | None):
+    def backward(ctx, grad_z: torch.Tensor | None, grad_counts: torch.Tensor | None, _grad_idle=None):
         u, z = ctx.saved_tensors
         c = ctx.constants
         flat = torch.zeros_like(u) if grad_z is None else _flat(grad_z.contiguous())
@@ -250,13 +253,15 @@ class _LIF(torch.autograd.Function):
 
 class _LI(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: torch.Tensor, c: Constants) -> torch.Tensor:
+    def forward(ctx, x: torch.Tensor, c: Constants) -> tuple[torch.Tensor, torch.Tensor]:
         flat = _flat(x)
         ctx.constants = c
         ctx.compiled = compiled = _compiled_for(flat)
         if compiled is not None:
-            return compiled.li_forward(_neuron_contiguous(flat), float(c.a), float(c.minus_b),
-                                       float(c.v_leak)).view(x.shape)
+            out, idle = compiled.li_forward(_neuron_contiguous(flat), float(c.a), float(c.minus_b), float(c.v_leak))
+            idle = x.new_empty(0) if idle is None else idle.view(x.shape[1:])
+            ctx.mark_non_differentiable(idle)
+            return out.view(x.shape), idle
         steps, n = flat.shape
         out = torch.empty(flat.shape, dtype=x.dtype, device=x.device)
         buffers = _buffers(4, x, n)
@@ -270,10 +275,12 @@ class _LI(torch.autograd.Function):
                 torch.sub(c.v_leak, v, out=tmp).add_(j).mul_(c.a)
                 v = torch.add(v, tmp, out=out[t, block])
                 torch.mul(j, c.minus_b, out=i).add_(j)
-        return out.view(x.shape)
+        idle = x.new_empty(0)  # not counted by the pure-torch kernel
+        ctx.mark_non_differentiable(idle)
+        return out.view(x.shape), idle
 
     @staticmethod
-    def backward(ctx, grad_y: torch.Tensor):
+    def backward(ctx, grad_y: torch.Tensor, _grad_idle=None):
         c = ctx.constants
         flat = _flat(grad_y.contiguous())
         if ctx.compiled is not None:
@@ -295,26 +302,31 @@ class _LI(torch.autograd.Function):
         return grad_x.view(grad_y.shape), None
 
 
+def _counted(idle: torch.Tensor) -> torch.Tensor | None:
+    return None if idle.numel() == 0 else idle
+
+
 def lif_multistep(x: torch.Tensor, cell, with_counts: bool = False):
     """Spikes ``[T, ...]`` of a Norse ``LIFCell`` driven by currents ``x`` ``[T, ...]`` from its initial state;
-    with ``with_counts``, ``(spikes, counts)``: the counts ``[...]`` are the spikes summed over time, differentiable
-    (a penalty on them gets its gradient inside the kernel's backward pass)."""
-    spikes, counts = _LIF.apply(x, Constants.of(cell).to(x), True)
-    return (spikes, counts) if with_counts else spikes
+    with ``with_counts``, ``(spikes, counts, idle)``: the counts ``[...]`` are the spikes summed over time,
+    differentiable (a penalty on them gets its gradient inside the kernel's backward pass); ``idle`` ``[...]`` each
+    neuron's idle steps (no input and its state unchanged), None where the backend does not count them."""
+    spikes, counts, idle = _LIF.apply(x, Constants.of(cell).to(x), True)
+    return (spikes, counts, _counted(idle)) if with_counts else spikes
 
 
 def lifbox_multistep(x: torch.Tensor, cell, with_counts: bool = False):
     """Spikes ``[T, ...]`` of a Norse ``LIFBoxCell`` driven by ``x`` ``[T, ...]`` from its initial state (and the
-    counts, as :func:`lif_multistep`)."""
-    spikes, counts = _LIF.apply(x, Constants.of(cell).to(x), False)
-    return (spikes, counts) if with_counts else spikes
+    counts and idle steps, as :func:`lif_multistep`)."""
+    spikes, counts, idle = _LIF.apply(x, Constants.of(cell).to(x), False)
+    return (spikes, counts, _counted(idle)) if with_counts else spikes
 
 
 def li_multistep(x: torch.Tensor, cell, with_counts: bool = False):
-    """Voltages ``[T, ...]`` of a Norse ``LICell`` (the readout) driven by ``x`` ``[T, ...]`` (``(voltages, None)``
-    with ``with_counts``: a readout does not spike)."""
-    voltages = _LI.apply(x, Constants.of(cell).to(x))
-    return (voltages, None) if with_counts else voltages
+    """Voltages ``[T, ...]`` of a Norse ``LICell`` (the readout) driven by ``x`` ``[T, ...]`` (``(voltages, None,
+    idle)`` with ``with_counts``: a readout does not spike)."""
+    voltages, idle = _LI.apply(x, Constants.of(cell).to(x))
+    return (voltages, None, _counted(idle)) if with_counts else voltages
 
 
 # (currents [T, ...], cell, with_counts) -> spikes or voltages [T, ...], or (that, counts or None) with_counts

@@ -28,6 +28,8 @@ class SNNOutput:
     voltages: torch.Tensor
     spikes: list[torch.Tensor]
     spike_counts: list[torch.Tensor] | None = None
+    idle_steps: list[torch.Tensor] | None = None  # per block (readout last) [B, *shape]: steps with no input and
+    # the state unchanged, where the kernels counted them (hw_models.activity prices them as idle updates)
 
 
 # readout reduction (ReadoutSpec.reduce) -> voltages [T, B, C] -> logits [B, C]

@@ -117,7 +117,7 @@ _OPTIONS = {"BLOCK_SIZE": BLOCK, "enable_fp_fusion": False}
 
 
 def lif_forward(x, a, minus_b, v_leak, v_th, v_reset, current):
-    """``(u, z, counts)`` as the C++ ``lif_forward``."""
+    """``(u, z, counts, None)`` as the C++ ``lif_forward`` (which also counts idle steps)."""
     _check(x, "x")
     steps, n = x.shape
     u = torch.empty((steps, n), dtype=x.dtype, device=x.device)
@@ -125,7 +125,7 @@ def lif_forward(x, a, minus_b, v_leak, v_th, v_reset, current):
     counts = torch.empty(n, dtype=x.dtype, device=x.device)
     _lif_forward_kernel[_grid(n)](x, _time_stride(x), u, z, counts, n, steps, a, minus_b, v_leak, v_th, v_reset,
                                   CURRENT=bool(current), **_OPTIONS)
-    return u, z, counts
+    return u, z, counts, None  # idle steps: not counted here (the energy report counts them itself)
 
 
 def lif_backward(grad_z, grad_counts, u, a, minus_b, v_th, v_reset, current):
@@ -143,7 +143,7 @@ def li_forward(x, a, minus_b, v_leak):
     steps, n = x.shape
     out = torch.empty((steps, n), dtype=x.dtype, device=x.device)
     _li_forward_kernel[_grid(n)](x, _time_stride(x), out, n, steps, a, minus_b, v_leak, **_OPTIONS)
-    return out
+    return out, None
 
 
 def li_backward(grad_y, a, minus_b):

@@ -26,21 +26,25 @@ constexpr int64_t kBlock = 2048;  // neurons whose state (a few floats each) sta
 
 template <typename scalar_t>
 void lif_forward_block(const scalar_t* x, int64_t x_step, scalar_t* u_all, scalar_t* z_all, scalar_t* counts,
-                       int64_t n, int64_t begin, int64_t end, int64_t steps, scalar_t a, scalar_t minus_b,
-                       scalar_t v_leak, scalar_t v_th, scalar_t v_reset, bool current) {
+                       scalar_t* idle, int64_t n, int64_t begin, int64_t end, int64_t steps, scalar_t a,
+                       scalar_t minus_b, scalar_t v_leak, scalar_t v_th, scalar_t v_reset, bool current) {
   const int64_t k = end - begin;
   std::vector<scalar_t> v_buf(k, v_leak), i_buf(k, scalar_t(0));
   scalar_t* __restrict__ v = v_buf.data();
   scalar_t* __restrict__ cur = i_buf.data();
   std::vector<scalar_t> c_buf(k, scalar_t(0));  // summed here, written once (see lif_backward_block's gc_buf)
   scalar_t* __restrict__ cnt = c_buf.data();
+  std::vector<scalar_t> d_buf(k, scalar_t(0));  // idle steps: no input and the state unchanged (hw_models.activity)
+  scalar_t* __restrict__ quiet = d_buf.data();
   const scalar_t one = scalar_t(1);
+  const scalar_t zero = scalar_t(0);
   for (int64_t t = 0; t < steps; ++t) {
     const scalar_t* __restrict__ xt = x + t * x_step + begin;
     scalar_t* __restrict__ ut = u_all + t * n + begin;
     scalar_t* __restrict__ zt = z_all + t * n + begin;
     if (current) {
       for (int64_t m = 0; m < k; ++m) {
+        const scalar_t v_old = v[m], i_old = cur[m];
         const scalar_t j = cur[m] + xt[m];                   // j = i + x
         const scalar_t tmp = ((v_leak - v[m]) + j) * a;      // a * ((v_leak - v) + j)
         const scalar_t u = v[m] + tmp;
@@ -50,9 +54,11 @@ void lif_forward_block(const scalar_t* x, int64_t x_step, scalar_t* u_all, scala
         zt[m] = z;
         cnt[m] += z;
         v[m] = z * v_reset + (one - z) * u;                  // (1 - z)*u + z*v_reset
+        quiet[m] += static_cast<scalar_t>((xt[m] == zero) & (v[m] == v_old) & (cur[m] == i_old));
       }
     } else {
       for (int64_t m = 0; m < k; ++m) {
+        const scalar_t v_old = v[m];
         const scalar_t tmp = ((xt[m] + v_leak) - v[m]) * a;  // a * (x + v_leak - v)
         const scalar_t u = v[m] + tmp;
         const scalar_t z = one - static_cast<scalar_t>(u <= v_th);
@@ -60,10 +66,12 @@ void lif_forward_block(const scalar_t* x, int64_t x_step, scalar_t* u_all, scala
         zt[m] = z;
         cnt[m] += z;
         v[m] = z * v_reset + (one - z) * u;
+        quiet[m] += static_cast<scalar_t>((xt[m] == zero) & (v[m] == v_old));
       }
     }
   }
   std::copy(c_buf.begin(), c_buf.end(), counts + begin);
+  std::copy(d_buf.begin(), d_buf.end(), idle + begin);
 }
 
 // kCounts: gc (the counts' gradient, [N]) is added to every step's spike gradient.
@@ -106,22 +114,27 @@ void lif_backward_block(const scalar_t* gz, const scalar_t* gc, const scalar_t* 
 }
 
 template <typename scalar_t>
-void li_forward_block(const scalar_t* x, int64_t x_step, scalar_t* out, int64_t n, int64_t begin, int64_t end,
-                      int64_t steps, scalar_t a, scalar_t minus_b, scalar_t v_leak) {
+void li_forward_block(const scalar_t* x, int64_t x_step, scalar_t* out, scalar_t* idle, int64_t n, int64_t begin,
+                      int64_t end, int64_t steps, scalar_t a, scalar_t minus_b, scalar_t v_leak) {
   const int64_t k = end - begin;
-  std::vector<scalar_t> v_buf(k, v_leak), i_buf(k, scalar_t(0));
+  std::vector<scalar_t> v_buf(k, v_leak), i_buf(k, scalar_t(0)), d_buf(k, scalar_t(0));
   scalar_t* __restrict__ v = v_buf.data();
   scalar_t* __restrict__ cur = i_buf.data();
+  scalar_t* __restrict__ quiet = d_buf.data();
+  const scalar_t zero = scalar_t(0);
   for (int64_t t = 0; t < steps; ++t) {
     const scalar_t* __restrict__ xt = x + t * x_step + begin;
     scalar_t* __restrict__ ot = out + t * n + begin;
     for (int64_t m = 0; m < k; ++m) {
+      const scalar_t v_old = v[m], i_old = cur[m];
       const scalar_t j = cur[m] + xt[m];
       v[m] = v[m] + ((v_leak - v[m]) + j) * a;
       ot[m] = v[m];
       cur[m] = j * minus_b + j;
+      quiet[m] += static_cast<scalar_t>((xt[m] == zero) & (v[m] == v_old) & (cur[m] == i_old));
     }
   }
+  std::copy(d_buf.begin(), d_buf.end(), idle + begin);
 }
 
 template <typename scalar_t>
@@ -209,28 +222,31 @@ void check_input(const torch::Tensor& x, const char* name) {
 
 int64_t time_stride(const torch::Tensor& x) { return x.size(0) == 1 ? 0 : x.stride(0); }
 
-// Returns (u, z, counts): the pre-reset voltages and the spikes, both [T, N], and the spikes summed over time [N].
+// Returns (u, z, counts, idle): the pre-reset voltages and the spikes, both [T, N], the spikes summed over time [N],
+// and each neuron's idle steps [N] (no input and its state unchanged: what the energy report prices apart).
 std::vector<torch::Tensor> lif_forward(const torch::Tensor& x, double a, double minus_b, double v_leak, double v_th,
                                        double v_reset, bool current) {
   check_input(x, "x");
   const int64_t steps = x.size(0), n = x.size(1);
   auto u = torch::empty({steps, n}, x.options());
   auto z = torch::empty({steps, n}, x.options());
-  auto counts = torch::zeros({n}, x.options());
+  auto counts = torch::empty({n}, x.options());
+  auto idle = torch::empty({n}, x.options());
   const int64_t x_step = time_stride(x);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lif_forward", [&] {
     const scalar_t* xp = x.data_ptr<scalar_t>();
     scalar_t* up = u.data_ptr<scalar_t>();
     scalar_t* zp = z.data_ptr<scalar_t>();
     scalar_t* cp = counts.data_ptr<scalar_t>();
+    scalar_t* ip = idle.data_ptr<scalar_t>();
     at::parallel_for(0, n, kBlock, [&](int64_t lo, int64_t hi) {
       for (int64_t b = lo; b < hi; b += kBlock) {
-        lif_forward_block<scalar_t>(xp, x_step, up, zp, cp, n, b, std::min(b + kBlock, hi), steps, scalar_t(a),
+        lif_forward_block<scalar_t>(xp, x_step, up, zp, cp, ip, n, b, std::min(b + kBlock, hi), steps, scalar_t(a),
                                     scalar_t(minus_b), scalar_t(v_leak), scalar_t(v_th), scalar_t(v_reset), current);
       }
     });
   });
-  return {u, z, counts};
+  return {u, z, counts, idle};
 }
 
 // grad_counts: the gradient of the counts [N], or an undefined tensor when the counts were not used.
@@ -265,22 +281,25 @@ torch::Tensor lif_backward(const torch::Tensor& grad_z, const c10::optional<torc
   return gx;
 }
 
-torch::Tensor li_forward(const torch::Tensor& x, double a, double minus_b, double v_leak) {
+// Returns (voltages [T, N], idle steps [N]).
+std::vector<torch::Tensor> li_forward(const torch::Tensor& x, double a, double minus_b, double v_leak) {
   check_input(x, "x");
   const int64_t steps = x.size(0), n = x.size(1);
   auto out = torch::empty({steps, n}, x.options());
+  auto idle = torch::empty({n}, x.options());
   const int64_t x_step = time_stride(x);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "li_forward", [&] {
     const scalar_t* xp = x.data_ptr<scalar_t>();
     scalar_t* op = out.data_ptr<scalar_t>();
+    scalar_t* ip = idle.data_ptr<scalar_t>();
     at::parallel_for(0, n, kBlock, [&](int64_t lo, int64_t hi) {
       for (int64_t b = lo; b < hi; b += kBlock) {
-        li_forward_block<scalar_t>(xp, x_step, op, n, b, std::min(b + kBlock, hi), steps, scalar_t(a),
+        li_forward_block<scalar_t>(xp, x_step, op, ip, n, b, std::min(b + kBlock, hi), steps, scalar_t(a),
                                    scalar_t(minus_b), scalar_t(v_leak));
       }
     });
   });
-  return out;
+  return {out, idle};
 }
 
 torch::Tensor li_backward(const torch::Tensor& grad_y, double a, double minus_b) {
@@ -348,9 +367,9 @@ torch::Tensor cuba_backward(const torch::Tensor& g_spikes, const c10::optional<t
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("lif_forward", &lif_forward, "LIF/LIFBox over T steps: (u, z, spike counts)");
+  m.def("lif_forward", &lif_forward, "LIF/LIFBox over T steps: (u, z, spike counts, idle steps)");
   m.def("lif_backward", &lif_backward, "dL/dx of the LIF/LIFBox spikes");
-  m.def("li_forward", &li_forward, "LI voltages over T steps");
+  m.def("li_forward", &li_forward, "LI over T steps: (voltages, idle steps)");
   m.def("li_backward", &li_backward, "dL/dx of the LI voltages");
   m.def("cuba_forward", &cuba_forward, "Lava's bit-accurate CUBA LIF over T steps: (pre-reset v, spikes, v)");
   m.def("cuba_backward", &cuba_backward, "straight-through dL/da_in of the CUBA LIF");

@@ -180,3 +180,29 @@ def test_an_explicit_kernel_setting_that_cannot_run_is_one_line(monkeypatch):
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     with pytest.raises(NeuromorphError, match="TRITON_INTERPRET=1"):
         backend("cpu")
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+def test_the_compiled_kernels_count_idle_steps_as_norse_s_cells_step_by_step(name, monkeypatch):
+    """The idle steps the energy report prices apart (no input, state unchanged), counted inside the C++ forward
+    pass, equal the count from Norse's cells stepped one by one (models.norse_idle_steps without the kernels')."""
+    import dataclasses
+
+    from neuromorph.models import norse_idle_steps
+    from neuromorph.neurons import compiled_extension
+
+    if compiled_extension() is None:
+        pytest.skip("no compiled kernels here")
+    monkeypatch.setenv(KERNEL_ENV, "cpp")
+    spec = SPECS[name]
+    torch.manual_seed(0)
+    model = build_model(spec)
+    images = torch.rand((5, *spec.input_shape), generator=torch.Generator().manual_seed(1))
+    images[images < 0.5] = 0  # silent pixels: idle neurons to find
+    with torch.no_grad():
+        x = encode(images, spec, torch.Generator().manual_seed(2))
+        out = model(x)
+        counted = norse_idle_steps(model, x, out)
+        stepped = norse_idle_steps(model, x, dataclasses.replace(out, idle_steps=None))
+    assert out.idle_steps is not None and sum(float(s.sum()) for s in stepped) > 0
+    assert all(torch.equal(a, b) for a, b in zip(counted, stepped, strict=True))
