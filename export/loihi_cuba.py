@@ -160,14 +160,16 @@ class _CubaFixedPoint(torch.autograd.Function):
             flat = a_in.reshape(a_in.shape[0], -1)
             if not (flat.stride(1) == 1 and flat.stride(0) in (0, flat.shape[1])):
                 flat = flat.contiguous()
-            pre, spikes, voltages = compiled.cuba_forward(flat, k_u, k_v, threshold_int, float(2**fp.input_shift),
-                                                          float(limit), not spiking)
+            pre, spikes, voltages, idle = compiled.cuba_forward(flat, k_u, k_v, threshold_int,
+                                                                float(2**fp.input_shift), float(limit), not spiking)
             ctx.save_for_backward(pre)
             ctx.set_materialize_grads(False)
             if spiking:  # a hidden layer passes on its spikes only: no voltages written, a zero stand-in returned
                 voltages = pre.new_zeros(()).expand(a_in.shape)
                 ctx.mark_non_differentiable(voltages)
-            return spikes.view(a_in.shape), voltages.view(a_in.shape)
+            idle = idle.view(a_in.shape[1:])
+            ctx.mark_non_differentiable(idle)
+            return spikes.view(a_in.shape), voltages.view(a_in.shape), idle
         u = torch.zeros_like(a_in[0])
         v = torch.zeros_like(a_in[0])
         pre = torch.empty_like(a_in, memory_format=torch.contiguous_format)  # voltage before the reset
@@ -181,10 +183,12 @@ class _CubaFixedPoint(torch.autograd.Function):
             torch.gt(v, threshold_int, out=z)  # = H((v - th)/volts): v and th are integers, volts > 0
             v = torch.mul(1 - z, v, out=voltages[t])
         ctx.save_for_backward(pre, spikes)
-        return spikes, voltages
+        idle = a_in.new_empty(0)  # not counted on this path (cuba_fixed_point counts them)
+        ctx.mark_non_differentiable(idle)
+        return spikes, voltages, idle
 
     @staticmethod
-    def backward(ctx, grad_spikes, grad_voltages):
+    def backward(ctx, grad_spikes, grad_voltages, _grad_idle=None):
         k_u, k_v, threshold_int, volts, spiking, gain = ctx.settings
         if ctx.compiled is not None:
             (pre,) = ctx.saved_tensors
@@ -219,13 +223,29 @@ def _compiled_cuba(a_in: torch.Tensor):
 
 
 def cuba_fixed_point_fused(a_in: torch.Tensor, i_decay: int, v_decay: int, v_th_mant: int, scale: float,
-                           surrogate: tuple[str, float] | None, fp: LoihiFixedPoint = LOIHI_FIXED_POINT
-                           ) -> tuple[torch.Tensor, torch.Tensor]:
+                           surrogate: tuple[str, float] | None, fp: LoihiFixedPoint = LOIHI_FIXED_POINT,
+                           idle: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`cuba_fixed_point` in one autograd function where the surrogate is Norse's ``super`` (or none: the
-    readout); the step-by-step version otherwise."""
+    readout); the step-by-step version otherwise. ``idle`` as there: the compiled kernel counts the same steps in
+    its pass (no input and ``(u, v)`` unchanged); without it the step-by-step version counts them."""
+    spikes, voltages, counted = cuba_fixed_point_counting(a_in, i_decay, v_decay, v_th_mant, scale, surrogate, fp)
+    if idle is not None:
+        if counted is None:
+            return cuba_fixed_point(a_in, i_decay, v_decay, v_th_mant, scale, surrogate, fp, idle=idle)
+        idle += counted.sum(dim=0)
+    return spikes, voltages
+
+
+def cuba_fixed_point_counting(a_in: torch.Tensor, i_decay: int, v_decay: int, v_th_mant: int, scale: float,
+                              surrogate: tuple[str, float] | None, fp: LoihiFixedPoint = LOIHI_FIXED_POINT
+                              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """:func:`cuba_fixed_point_fused`, and each compartment's idle steps ``[B, ...]`` where the compiled kernel
+    counted them in its pass (None otherwise: nothing is run twice to count them)."""
     if surrogate is not None and surrogate[0] != "super":
-        return cuba_fixed_point(a_in, i_decay, v_decay, v_th_mant, scale, surrogate, fp)
-    return _CubaFixedPoint.apply(a_in, i_decay, v_decay, v_th_mant, scale, surrogate is not None, fp)
+        return (*cuba_fixed_point(a_in, i_decay, v_decay, v_th_mant, scale, surrogate, fp), None)
+    spikes, voltages, counted = _CubaFixedPoint.apply(a_in, i_decay, v_decay, v_th_mant, scale, surrogate is not None,
+                                                      fp)
+    return spikes, voltages, None if counted.numel() == 0 else counted
 
 
 FLOAT32_EXACT = 2**24  # float32 holds every integer up to this: a sum bounded by it is exact in any order

@@ -34,6 +34,7 @@ from export.chip_plan import check_exportable, folded_weight, host_current, plan
 from export.loihi_cuba import (
     SYNAPTIC_SUMS,
     cuba_fixed_point,
+    cuba_fixed_point_counting,
     cuba_fixed_point_fused,
     even_grid,
     round_host_current,
@@ -76,6 +77,7 @@ def fixed_point_forward(model, x: torch.Tensor, fp: LoihiFixedPoint = LOIHI_FIXE
     h = x[:1].double().expand_as(x) if x.stride(0) == 0 else x.double()  # keep a constant input constant
     spikes = [x] if model.records_input else []
     voltages = None
+    quiet: list[torch.Tensor | None] = []  # idle steps [B, ...] per population, where the kernel counted them
     for layer, module in zip(plan_layers(spec), model.blocks, strict=True):
         weight, stride, padding, _ = folded_weight(spec, layer, module)
         scale, v_th_mant = layer_scale(spec, layer, weight.detach().numpy(), readout_volts, fp)
@@ -90,19 +92,24 @@ def fixed_point_forward(model, x: torch.Tensor, fp: LoihiFixedPoint = LOIHI_FIXE
             quantized = straight_through(scaled, even_grid(scaled.detach(), fp))
             synaptic_sum = SYNAPTIC_SUMS[layer.synapse_kind].torch
             a_in = _per_step(h, lambda flat, q=quantized, g=geometry, s=synaptic_sum: s(g, q, flat, fp))
-        if idle is not None:
+        neuron = None if layer.readout else surrogate
+        if idle is not None:  # asked for: counted whichever arithmetic runs
             idle.append(torch.zeros(a_in.shape[2:], dtype=torch.float64, device=a_in.device))
-            z, v = cuba_fixed_point(a_in, i_decay, v_decay, v_th_mant, scale, None if layer.readout else surrogate,
-                                    fp, idle=idle[-1])
-        else:
             cuba = cuba_fixed_point_fused if kernels_enabled() else cuba_fixed_point  # the same arithmetic
-            z, v = cuba(a_in, i_decay, v_decay, v_th_mant, scale, None if layer.readout else surrogate, fp)
+            z, v = cuba(a_in, i_decay, v_decay, v_th_mant, scale, neuron, fp, idle=idle[-1])
+        elif kernels_enabled():  # the compiled kernel counts them in its pass, for the energy report
+            z, v, counted = cuba_fixed_point_counting(a_in, i_decay, v_decay, v_th_mant, scale, neuron, fp)
+            quiet.append(counted)
+        else:
+            z, v = cuba_fixed_point(a_in, i_decay, v_decay, v_th_mant, scale, neuron, fp)
+            quiet.append(None)
         if layer.readout:
             voltages = v / volt_units(scale, fp)
         else:
             spikes.append(z)
             h = z
-    return SNNOutput(logits=reduce_readout(voltages, spec.readout.reduce), voltages=voltages, spikes=spikes)
+    return SNNOutput(logits=reduce_readout(voltages, spec.readout.reduce), voltages=voltages, spikes=spikes,
+                     idle_steps=quiet if quiet and all(q is not None for q in quiet) else None)
 
 
 def check_fixed_point(model) -> None:
@@ -112,7 +119,10 @@ def check_fixed_point(model) -> None:
 
 @torch.no_grad()
 def fixed_point_idle_steps(model, x: torch.Tensor, out: SNNOutput) -> list[torch.Tensor]:
-    """Idle steps of each population in the integer arithmetic: the forward pass again, counting them."""
+    """Idle steps of each population in the integer arithmetic: as the compiled kernel counted them in the forward
+    pass, else the forward pass again, counting them."""
+    if out.idle_steps is not None:
+        return [quiet.double().sum(dim=0) for quiet in out.idle_steps]
     idle: list[torch.Tensor] = []
     fixed_point_forward(model, x, idle=idle)
     return idle

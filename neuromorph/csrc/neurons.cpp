@@ -157,19 +157,21 @@ void li_backward_block(const scalar_t* gy, scalar_t* gx, int64_t n, int64_t begi
 
 // Lava's bit-accurate CUBA LIF (export/loihi_cuba.py, _CubaFixedPoint) in float64, which holds its integers
 // exactly: the same operations in the same order as the torch version, so the same values bit for bit.
-void cuba_forward_block(const double* a_in, int64_t a_step, double* pre, double* spikes, double* volts, int64_t n,
-                        int64_t begin, int64_t end, int64_t steps, double k_u, double k_v, double threshold,
-                        double gain, double limit) {
+void cuba_forward_block(const double* a_in, int64_t a_step, double* pre, double* spikes, double* volts,
+                        double* idle, int64_t n, int64_t begin, int64_t end, int64_t steps, double k_u, double k_v,
+                        double threshold, double gain, double limit) {
   const int64_t k = end - begin;
-  std::vector<double> u_buf(k, 0.0), v_buf(k, 0.0);
+  std::vector<double> u_buf(k, 0.0), v_buf(k, 0.0), d_buf(k, 0.0);
   double* __restrict__ u = u_buf.data();
   double* __restrict__ v = v_buf.data();
+  double* __restrict__ quiet = d_buf.data();  // idle steps: no input and (u, v) unchanged
   for (int64_t t = 0; t < steps; ++t) {
     const double* __restrict__ at = a_in + t * a_step + begin;
     double* __restrict__ pt = pre + t * n + begin;
     double* __restrict__ zt = spikes + t * n + begin;
     double* __restrict__ vt = volts == nullptr ? nullptr : volts + t * n + begin;
     for (int64_t m = 0; m < k; ++m) {
+      const double u_old = u[m], v_old = v[m];
       const double current = std::trunc(u[m] * k_u) + at[m] * gain;
       double wrapped = current > limit ? current - 2.0 * limit : current;
       wrapped = wrapped <= -limit ? current + 2.0 * limit : wrapped;  // as Lava writes it
@@ -181,8 +183,10 @@ void cuba_forward_block(const double* a_in, int64_t a_step, double* pre, double*
       zt[m] = z;
       v[m] = (1.0 - z) * voltage;
       if (volts != nullptr) vt[m] = v[m];
+      quiet[m] += static_cast<double>((at[m] == 0.0) & (wrapped == u_old) & (v[m] == v_old));
     }
   }
+  std::copy(d_buf.begin(), d_buf.end(), idle + begin);
 }
 
 // g_volts may be null (the voltage output was not used: a hidden layer); the spikes are recomputed from pre.
@@ -320,7 +324,8 @@ torch::Tensor li_backward(const torch::Tensor& grad_y, double a, double minus_b)
 }
 
 // Returns (pre-reset voltage, spikes, voltage after the reset), each [T, N] float64 (the last empty unless
-// with_volts: a hidden layer passes on its spikes only); a_in [T, N] float64 (time stride N or 0).
+// with_volts: a hidden layer passes on its spikes only), and each compartment's idle steps [N]; a_in [T, N] float64
+// (time stride N or 0).
 std::vector<torch::Tensor> cuba_forward(const torch::Tensor& a_in, double k_u, double k_v, double threshold,
                                         double gain, double limit, bool with_volts) {
   check_input(a_in, "a_in");
@@ -333,13 +338,15 @@ std::vector<torch::Tensor> cuba_forward(const torch::Tensor& a_in, double k_u, d
   const double* ap = a_in.data_ptr<double>();
   double *pp = pre.data_ptr<double>(), *zp = spikes.data_ptr<double>();
   double* vp = with_volts ? volts.data_ptr<double>() : nullptr;
+  auto idle = torch::empty({n}, a_in.options());
+  double* ip = idle.data_ptr<double>();
   at::parallel_for(0, n, kBlock, [&](int64_t lo, int64_t hi) {
     for (int64_t b = lo; b < hi; b += kBlock) {
-      cuba_forward_block(ap, a_step, pp, zp, vp, n, b, std::min(b + kBlock, hi), steps, k_u, k_v, threshold, gain,
-                         limit);
+      cuba_forward_block(ap, a_step, pp, zp, vp, ip, n, b, std::min(b + kBlock, hi), steps, k_u, k_v, threshold,
+                         gain, limit);
     }
   });
-  return {pre, spikes, volts};
+  return {pre, spikes, volts, idle};
 }
 
 // g_volts: the voltage output's gradient, or undefined when that output was not used.

@@ -168,3 +168,26 @@ def test_a_folded_pool_conv_sums_the_pooled_spikes_with_the_small_kernel(k, stri
     fast = SYNAPTIC_SUMS["conv"].torch(layer, big, spikes, FP)
     plain = torch.nn.functional.conv2d(spikes, big, stride=stride * k, padding=padding * k)
     assert torch.equal(fast, plain) and plain.abs().sum() > 0
+
+
+@pytest.mark.parametrize("encoder", ["direct", "poisson"])
+def test_the_compiled_fixed_point_kernel_counts_idle_steps_as_the_step_by_step_arithmetic(encoder):
+    """The idle compartments the energy report prices apart (no input, (u, v) unchanged), counted in the compiled
+    CUBA kernel's pass, equal the step-by-step count of export.loihi_cuba.cuba_fixed_point."""
+    from export.loihi_exact import fixed_point_idle_steps
+    from neuromorph.neurons import compiled_extension
+
+    if compiled_extension() is None:
+        pytest.skip("no compiled kernels here")
+    spec = cnn_spec(input_shape=(1, 12, 12), channels=(4, 6), kernel_size=3, padding=1, hidden=(12,), num_classes=4,
+                    time_steps=6, encoder=EncoderSpec(kind=encoder, max_rate_hz=300.0))
+    model, x = firing_model(spec, samples=5)
+    with torch.no_grad():
+        volts = float(model(x).voltages.abs().max())
+        exact = build_model(dataclasses.replace(spec, fixed_point=FixedPointSpec(readout_volts=volts)))
+        exact.load_state_dict(model.state_dict())
+        out = exact(x)
+        counted = fixed_point_idle_steps(exact, x, out)
+        stepped = fixed_point_idle_steps(exact, x, dataclasses.replace(out, idle_steps=None))
+    assert out.idle_steps is not None and sum(float(s.sum()) for s in stepped) > 0
+    assert all(torch.equal(a, b) for a, b in zip(counted, stepped, strict=True))
