@@ -161,13 +161,14 @@ class _CubaFixedPoint(torch.autograd.Function):
             if not (flat.stride(1) == 1 and flat.stride(0) in (0, flat.shape[1])):
                 flat = flat.contiguous()
             pre, spikes, voltages, idle = compiled.cuba_forward(flat, k_u, k_v, threshold_int,
-                                                                float(2**fp.input_shift), float(limit), not spiking)
+                                                                float(2**fp.input_shift), float(limit), not spiking,
+                                                                not torch.is_grad_enabled())
             ctx.save_for_backward(pre)
             ctx.set_materialize_grads(False)
             if spiking:  # a hidden layer passes on its spikes only: no voltages written, a zero stand-in returned
                 voltages = pre.new_zeros(()).expand(a_in.shape)
                 ctx.mark_non_differentiable(voltages)
-            idle = idle.view(a_in.shape[1:])
+            idle = idle.view(a_in.shape[1:]) if idle.numel() else idle  # empty: not counted (a training step)
             ctx.mark_non_differentiable(idle)
             return spikes.view(a_in.shape), voltages.view(a_in.shape), idle
         u = torch.zeros_like(a_in[0])

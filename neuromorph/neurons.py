@@ -200,6 +200,12 @@ def triton_kernels():
     return _TRITON["module"]
 
 
+def _count_idle() -> bool:
+    """Count idle steps in this forward pass: outside autograd (evaluation and the energy report, which prices them),
+    not in a training step (they cost about a third more forward time there, for nothing)."""
+    return not torch.is_grad_enabled()
+
+
 def _neuron_contiguous(flat: torch.Tensor) -> torch.Tensor:
     """``[T, N]`` with contiguous neurons and a time stride of N or 0 (a time-constant input stays unexpanded)."""
     if flat.stride(1) == 1 and flat.stride(0) in (0, flat.shape[1]):
@@ -224,7 +230,8 @@ class _LIF(torch.autograd.Function):
         if compiled is not None:
             u_all, z_all, counts, idle = compiled.lif_forward(
                 _neuron_contiguous(flat), float(c.a), float(c.minus_b), float(c.v_leak), float(c.v_th),
-                float(c.v_reset), current)
+                float(c.v_reset), current, _count_idle())
+            idle = idle if idle is not None and idle.numel() else None
         else:
             u_all = torch.empty(flat.shape, dtype=x.dtype, device=x.device)
             z_all = torch.empty_like(u_all)
@@ -258,8 +265,9 @@ class _LI(torch.autograd.Function):
         ctx.constants = c
         ctx.compiled = compiled = _compiled_for(flat)
         if compiled is not None:
-            out, idle = compiled.li_forward(_neuron_contiguous(flat), float(c.a), float(c.minus_b), float(c.v_leak))
-            idle = x.new_empty(0) if idle is None else idle.view(x.shape[1:])
+            out, idle = compiled.li_forward(_neuron_contiguous(flat), float(c.a), float(c.minus_b), float(c.v_leak),
+                                            _count_idle())
+            idle = x.new_empty(0) if idle is None or idle.numel() == 0 else idle.view(x.shape[1:])
             ctx.mark_non_differentiable(idle)
             return out.view(x.shape), idle
         steps, n = flat.shape

@@ -116,7 +116,7 @@ def _grid(n: int) -> tuple[int]:
 _OPTIONS = {"BLOCK_SIZE": BLOCK, "enable_fp_fusion": False}
 
 
-def lif_forward(x, a, minus_b, v_leak, v_th, v_reset, current):
+def lif_forward(x, a, minus_b, v_leak, v_th, v_reset, current, count_idle=False):
     """``(u, z, counts, None)`` as the C++ ``lif_forward`` (which also counts idle steps)."""
     _check(x, "x")
     steps, n = x.shape
@@ -138,7 +138,7 @@ def lif_backward(grad_z, grad_counts, u, a, minus_b, v_th, v_reset, current):
     return grad_x
 
 
-def li_forward(x, a, minus_b, v_leak):
+def li_forward(x, a, minus_b, v_leak, count_idle=False):
     _check(x, "x")
     steps, n = x.shape
     out = torch.empty((steps, n), dtype=x.dtype, device=x.device)

@@ -4,6 +4,9 @@
 // Norse's cells): the spikes and voltages are identical bit for bit. Built with -ffp-contract=off so that no
 // multiply-add is fused (a fused one rounds once instead of twice and would change the last bit).
 //
+// Every inner loop over neurons carries `#pragma GCC ivdep`: its buffers never alias, and without it GCC gives up
+// vectorizing once a loop touches more arrays than its runtime alias checks cover (measured 4x slower).
+//
 // Layout: x, u, z, grad are [T, N] with the neuron dimension contiguous; x may have a zero time stride (a
 // time-constant input). The state of a block of neurons stays in cache while the time loop runs over it; blocks
 // run in parallel on torch's intra-op threads.
@@ -24,7 +27,7 @@ namespace {
 
 constexpr int64_t kBlock = 2048;  // neurons whose state (a few floats each) stays in L1/L2 over the time loop
 
-template <typename scalar_t>
+template <typename scalar_t, bool kIdle>
 void lif_forward_block(const scalar_t* x, int64_t x_step, scalar_t* u_all, scalar_t* z_all, scalar_t* counts,
                        scalar_t* idle, int64_t n, int64_t begin, int64_t end, int64_t steps, scalar_t a,
                        scalar_t minus_b, scalar_t v_leak, scalar_t v_th, scalar_t v_reset, bool current) {
@@ -43,6 +46,7 @@ void lif_forward_block(const scalar_t* x, int64_t x_step, scalar_t* u_all, scala
     scalar_t* __restrict__ ut = u_all + t * n + begin;
     scalar_t* __restrict__ zt = z_all + t * n + begin;
     if (current) {
+      #pragma GCC ivdep
       for (int64_t m = 0; m < k; ++m) {
         const scalar_t v_old = v[m], i_old = cur[m];
         const scalar_t j = cur[m] + xt[m];                   // j = i + x
@@ -54,9 +58,10 @@ void lif_forward_block(const scalar_t* x, int64_t x_step, scalar_t* u_all, scala
         zt[m] = z;
         cnt[m] += z;
         v[m] = z * v_reset + (one - z) * u;                  // (1 - z)*u + z*v_reset
-        quiet[m] += static_cast<scalar_t>((xt[m] == zero) & (v[m] == v_old) & (cur[m] == i_old));
+        if (kIdle) quiet[m] += (xt[m] == zero && v[m] == v_old && cur[m] == i_old) ? one : zero;
       }
     } else {
+      #pragma GCC ivdep
       for (int64_t m = 0; m < k; ++m) {
         const scalar_t v_old = v[m];
         const scalar_t tmp = ((xt[m] + v_leak) - v[m]) * a;  // a * (x + v_leak - v)
@@ -66,12 +71,12 @@ void lif_forward_block(const scalar_t* x, int64_t x_step, scalar_t* u_all, scala
         zt[m] = z;
         cnt[m] += z;
         v[m] = z * v_reset + (one - z) * u;
-        quiet[m] += static_cast<scalar_t>((xt[m] == zero) & (v[m] == v_old));
+        if (kIdle) quiet[m] += (xt[m] == zero && v[m] == v_old) ? one : zero;
       }
     }
   }
   std::copy(c_buf.begin(), c_buf.end(), counts + begin);
-  std::copy(d_buf.begin(), d_buf.end(), idle + begin);
+  if (kIdle) std::copy(d_buf.begin(), d_buf.end(), idle + begin);
 }
 
 // kCounts: gc (the counts' gradient, [N]) is added to every step's spike gradient.
@@ -93,6 +98,7 @@ void lif_backward_block(const scalar_t* gz, const scalar_t* gc, const scalar_t* 
     const scalar_t* __restrict__ ut = u_all + off;
     const scalar_t* __restrict__ gzt = gz + off;
     scalar_t* __restrict__ gxt = gx + off;
+    #pragma GCC ivdep
     for (int64_t m = 0; m < k; ++m) {
       const scalar_t u = ut[m];
       scalar_t s = std::abs(u - v_th) + one;
@@ -113,7 +119,7 @@ void lif_backward_block(const scalar_t* gz, const scalar_t* gc, const scalar_t* 
   }
 }
 
-template <typename scalar_t>
+template <typename scalar_t, bool kIdle>
 void li_forward_block(const scalar_t* x, int64_t x_step, scalar_t* out, scalar_t* idle, int64_t n, int64_t begin,
                       int64_t end, int64_t steps, scalar_t a, scalar_t minus_b, scalar_t v_leak) {
   const int64_t k = end - begin;
@@ -121,20 +127,21 @@ void li_forward_block(const scalar_t* x, int64_t x_step, scalar_t* out, scalar_t
   scalar_t* __restrict__ v = v_buf.data();
   scalar_t* __restrict__ cur = i_buf.data();
   scalar_t* __restrict__ quiet = d_buf.data();
-  const scalar_t zero = scalar_t(0);
+  const scalar_t zero = scalar_t(0), one = scalar_t(1);
   for (int64_t t = 0; t < steps; ++t) {
     const scalar_t* __restrict__ xt = x + t * x_step + begin;
     scalar_t* __restrict__ ot = out + t * n + begin;
+    #pragma GCC ivdep
     for (int64_t m = 0; m < k; ++m) {
       const scalar_t v_old = v[m], i_old = cur[m];
       const scalar_t j = cur[m] + xt[m];
       v[m] = v[m] + ((v_leak - v[m]) + j) * a;
       ot[m] = v[m];
       cur[m] = j * minus_b + j;
-      quiet[m] += static_cast<scalar_t>((xt[m] == zero) & (v[m] == v_old) & (cur[m] == i_old));
+      if (kIdle) quiet[m] += (xt[m] == zero && v[m] == v_old && cur[m] == i_old) ? one : zero;
     }
   }
-  std::copy(d_buf.begin(), d_buf.end(), idle + begin);
+  if (kIdle) std::copy(d_buf.begin(), d_buf.end(), idle + begin);
 }
 
 template <typename scalar_t>
@@ -147,6 +154,7 @@ void li_backward_block(const scalar_t* gy, scalar_t* gx, int64_t n, int64_t begi
   for (int64_t t = steps - 1; t >= 0; --t) {
     const scalar_t* __restrict__ gyt = gy + t * n + begin;
     scalar_t* __restrict__ gxt = gx + t * n + begin;
+    #pragma GCC ivdep
     for (int64_t m = 0; m < k; ++m) {
       d[m] = d[m] * one_minus_a + gyt[m];
       carry_j[m] = carry_j[m] * one_minus_b + a * d[m];
@@ -157,6 +165,7 @@ void li_backward_block(const scalar_t* gy, scalar_t* gx, int64_t n, int64_t begi
 
 // Lava's bit-accurate CUBA LIF (export/loihi_cuba.py, _CubaFixedPoint) in float64, which holds its integers
 // exactly: the same operations in the same order as the torch version, so the same values bit for bit.
+template <bool kIdle>
 void cuba_forward_block(const double* a_in, int64_t a_step, double* pre, double* spikes, double* volts,
                         double* idle, int64_t n, int64_t begin, int64_t end, int64_t steps, double k_u, double k_v,
                         double threshold, double gain, double limit) {
@@ -170,6 +179,7 @@ void cuba_forward_block(const double* a_in, int64_t a_step, double* pre, double*
     double* __restrict__ pt = pre + t * n + begin;
     double* __restrict__ zt = spikes + t * n + begin;
     double* __restrict__ vt = volts == nullptr ? nullptr : volts + t * n + begin;
+    #pragma GCC ivdep
     for (int64_t m = 0; m < k; ++m) {
       const double u_old = u[m], v_old = v[m];
       const double current = std::trunc(u[m] * k_u) + at[m] * gain;
@@ -183,10 +193,10 @@ void cuba_forward_block(const double* a_in, int64_t a_step, double* pre, double*
       zt[m] = z;
       v[m] = (1.0 - z) * voltage;
       if (volts != nullptr) vt[m] = v[m];
-      quiet[m] += static_cast<double>((at[m] == 0.0) & (wrapped == u_old) & (v[m] == v_old));
+      if (kIdle) quiet[m] += (at[m] == 0.0 && wrapped == u_old && v[m] == v_old) ? 1.0 : 0.0;
     }
   }
-  std::copy(d_buf.begin(), d_buf.end(), idle + begin);
+  if (kIdle) std::copy(d_buf.begin(), d_buf.end(), idle + begin);
 }
 
 // g_volts may be null (the voltage output was not used: a hidden layer); the spikes are recomputed from pre.
@@ -199,6 +209,7 @@ void cuba_backward_block(const double* g_spikes, const double* g_volts, const do
   double* __restrict__ d_u = du_buf.data();
   for (int64_t t = steps - 1; t >= 0; --t) {
     const int64_t off = t * n + begin;
+    #pragma GCC ivdep
     for (int64_t m = 0; m < k; ++m) {
       const double nv = (g_volts == nullptr ? 0.0 : g_volts[off + m]) + k_v * d_v[m];
       const double z = pre[off + m] > threshold ? 1.0 : 0.0;
@@ -229,13 +240,13 @@ int64_t time_stride(const torch::Tensor& x) { return x.size(0) == 1 ? 0 : x.stri
 // Returns (u, z, counts, idle): the pre-reset voltages and the spikes, both [T, N], the spikes summed over time [N],
 // and each neuron's idle steps [N] (no input and its state unchanged: what the energy report prices apart).
 std::vector<torch::Tensor> lif_forward(const torch::Tensor& x, double a, double minus_b, double v_leak, double v_th,
-                                       double v_reset, bool current) {
+                                       double v_reset, bool current, bool count_idle) {
   check_input(x, "x");
   const int64_t steps = x.size(0), n = x.size(1);
   auto u = torch::empty({steps, n}, x.options());
   auto z = torch::empty({steps, n}, x.options());
   auto counts = torch::empty({n}, x.options());
-  auto idle = torch::empty({n}, x.options());
+  auto idle = torch::empty({count_idle ? n : 0}, x.options());  // empty: not counted (a training step)
   const int64_t x_step = time_stride(x);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lif_forward", [&] {
     const scalar_t* xp = x.data_ptr<scalar_t>();
@@ -245,8 +256,15 @@ std::vector<torch::Tensor> lif_forward(const torch::Tensor& x, double a, double 
     scalar_t* ip = idle.data_ptr<scalar_t>();
     at::parallel_for(0, n, kBlock, [&](int64_t lo, int64_t hi) {
       for (int64_t b = lo; b < hi; b += kBlock) {
-        lif_forward_block<scalar_t>(xp, x_step, up, zp, cp, ip, n, b, std::min(b + kBlock, hi), steps, scalar_t(a),
-                                    scalar_t(minus_b), scalar_t(v_leak), scalar_t(v_th), scalar_t(v_reset), current);
+        const int64_t e = std::min(b + kBlock, hi);
+        if (count_idle) {
+          lif_forward_block<scalar_t, true>(xp, x_step, up, zp, cp, ip, n, b, e, steps, scalar_t(a), scalar_t(minus_b),
+                                            scalar_t(v_leak), scalar_t(v_th), scalar_t(v_reset), current);
+        } else {
+          lif_forward_block<scalar_t, false>(xp, x_step, up, zp, cp, ip, n, b, e, steps, scalar_t(a),
+                                             scalar_t(minus_b), scalar_t(v_leak), scalar_t(v_th), scalar_t(v_reset),
+                                             current);
+        }
       }
     });
   });
@@ -286,11 +304,12 @@ torch::Tensor lif_backward(const torch::Tensor& grad_z, const c10::optional<torc
 }
 
 // Returns (voltages [T, N], idle steps [N]).
-std::vector<torch::Tensor> li_forward(const torch::Tensor& x, double a, double minus_b, double v_leak) {
+std::vector<torch::Tensor> li_forward(const torch::Tensor& x, double a, double minus_b, double v_leak,
+                                      bool count_idle) {
   check_input(x, "x");
   const int64_t steps = x.size(0), n = x.size(1);
   auto out = torch::empty({steps, n}, x.options());
-  auto idle = torch::empty({n}, x.options());
+  auto idle = torch::empty({count_idle ? n : 0}, x.options());
   const int64_t x_step = time_stride(x);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "li_forward", [&] {
     const scalar_t* xp = x.data_ptr<scalar_t>();
@@ -298,8 +317,14 @@ std::vector<torch::Tensor> li_forward(const torch::Tensor& x, double a, double m
     scalar_t* ip = idle.data_ptr<scalar_t>();
     at::parallel_for(0, n, kBlock, [&](int64_t lo, int64_t hi) {
       for (int64_t b = lo; b < hi; b += kBlock) {
-        li_forward_block<scalar_t>(xp, x_step, op, ip, n, b, std::min(b + kBlock, hi), steps, scalar_t(a),
-                                   scalar_t(minus_b), scalar_t(v_leak));
+        const int64_t e = std::min(b + kBlock, hi);
+        if (count_idle) {
+          li_forward_block<scalar_t, true>(xp, x_step, op, ip, n, b, e, steps, scalar_t(a), scalar_t(minus_b),
+                                           scalar_t(v_leak));
+        } else {
+          li_forward_block<scalar_t, false>(xp, x_step, op, ip, n, b, e, steps, scalar_t(a), scalar_t(minus_b),
+                                            scalar_t(v_leak));
+        }
       }
     });
   });
@@ -327,7 +352,7 @@ torch::Tensor li_backward(const torch::Tensor& grad_y, double a, double minus_b)
 // with_volts: a hidden layer passes on its spikes only), and each compartment's idle steps [N]; a_in [T, N] float64
 // (time stride N or 0).
 std::vector<torch::Tensor> cuba_forward(const torch::Tensor& a_in, double k_u, double k_v, double threshold,
-                                        double gain, double limit, bool with_volts) {
+                                        double gain, double limit, bool with_volts, bool count_idle) {
   check_input(a_in, "a_in");
   TORCH_CHECK(a_in.scalar_type() == torch::kFloat64, "a_in must be float64");
   const int64_t steps = a_in.size(0), n = a_in.size(1);
@@ -338,12 +363,16 @@ std::vector<torch::Tensor> cuba_forward(const torch::Tensor& a_in, double k_u, d
   const double* ap = a_in.data_ptr<double>();
   double *pp = pre.data_ptr<double>(), *zp = spikes.data_ptr<double>();
   double* vp = with_volts ? volts.data_ptr<double>() : nullptr;
-  auto idle = torch::empty({n}, a_in.options());
+  auto idle = torch::empty({count_idle ? n : 0}, a_in.options());
   double* ip = idle.data_ptr<double>();
   at::parallel_for(0, n, kBlock, [&](int64_t lo, int64_t hi) {
     for (int64_t b = lo; b < hi; b += kBlock) {
-      cuba_forward_block(ap, a_step, pp, zp, vp, ip, n, b, std::min(b + kBlock, hi), steps, k_u, k_v, threshold,
-                         gain, limit);
+      const int64_t e = std::min(b + kBlock, hi);
+      if (count_idle) {
+        cuba_forward_block<true>(ap, a_step, pp, zp, vp, ip, n, b, e, steps, k_u, k_v, threshold, gain, limit);
+      } else {
+        cuba_forward_block<false>(ap, a_step, pp, zp, vp, ip, n, b, e, steps, k_u, k_v, threshold, gain, limit);
+      }
     }
   });
   return {pre, spikes, volts, idle};
