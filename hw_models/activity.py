@@ -128,8 +128,9 @@ class ActivityRecorder:
     @torch.no_grad()
     def update(self, x: torch.Tensor, out, labels: torch.Tensor | None = None) -> None:
         """Add one batch: ``x`` the encoded input ``[T, B, ...]``, ``out`` the model's SNNOutput."""
-        for total, s in zip(self.totals, out.spikes, strict=True):
-            total += s.sum(dim=(0, 1)).to("cpu", torch.float64)
+        summed = out.spike_counts or [s.sum(dim=0) for s in out.spikes]  # the kernels' counts: no pass over T
+        for total, s in zip(self.totals, summed, strict=True):
+            total += s.sum(dim=0).to("cpu", torch.float64)
         if self.analog_input:
             self.input_nonzero += (x[0] != 0).sum(dim=0).to("cpu", torch.float64)
         if self.idle_counted:
