@@ -122,7 +122,7 @@ def fixed_point_idle_steps(model, x: torch.Tensor, out: SNNOutput) -> list[torch
     """Idle steps of each population in the integer arithmetic: as the compiled kernel counted them in the forward
     pass, else the forward pass again, counting them."""
     if out.idle_steps is not None:
-        return [quiet.double().sum(dim=0) for quiet in out.idle_steps]
+        return [quiet.sum(dim=0) for quiet in out.idle_steps]
     idle: list[torch.Tensor] = []
     fixed_point_forward(model, x, idle=idle)
     return idle

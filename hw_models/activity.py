@@ -130,16 +130,16 @@ class ActivityRecorder:
         """Add one batch: ``x`` the encoded input ``[T, B, ...]``, ``out`` the model's SNNOutput."""
         summed = out.spike_counts or [s.sum(dim=0) for s in out.spikes]  # the kernels' counts: no pass over T
         for total, s in zip(self.totals, summed, strict=True):
-            total += s.sum(dim=0).to("cpu", torch.float64)
+            total += s.sum(dim=0).cpu()  # whole numbers, exact in float32 per batch; accumulated in float64
         if self.analog_input:
-            self.input_nonzero += (x[0] != 0).sum(dim=0).to("cpu", torch.float64)
+            self.input_nonzero += (x[0] != 0).sum(dim=0).cpu()
         if self.idle_counted:
             steps = self.model.idle_steps(x, out)
             if steps is None:
                 self.idle_counted = False
             else:
                 for idle, counted in zip(self.idle, steps, strict=True):
-                    idle += counted.to("cpu", torch.float64)
+                    idle += counted.cpu()
         self.samples += int(x.shape[1])
         if labels is not None:
             self.correct += int((out.logits.argmax(dim=1) == labels).sum())

@@ -235,8 +235,8 @@ def norse_idle_steps(model: SpikingNet, x: torch.Tensor, out: SNNOutput) -> list
     current is exactly 0 and every state variable is bitwise unchanged (the multi-step kernels are bit-identical to
     the cells, so these are the run's states). Where the kernels counted them in the forward pass
     (``out.idle_steps``, the compiled C++ kernels: the same comparisons), those counts are taken as they are."""
-    if out.idle_steps is not None:
-        return [quiet.double().sum(dim=0) for quiet in out.idle_steps]
+    if out.idle_steps is not None:  # whole numbers per batch: exact in the kernels' float
+        return [quiet.sum(dim=0) for quiet in out.idle_steps]
     result = []
     for block, h in zip(model.blocks, [x, *model.hidden_spikes(out)], strict=True):
         currents = block.currents(h)
