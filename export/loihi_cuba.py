@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from hw_models.loihi import LOIHI_FIXED_POINT, LoihiFixedPoint
+from neuromorph.neurons import compiled_for, neuron_contiguous
 
 
 def volt_units(scale: float, fp: LoihiFixedPoint = LOIHI_FIXED_POINT) -> float:
@@ -157,9 +158,7 @@ class _CubaFixedPoint(torch.autograd.Function):
         ctx.compiled = compiled = _compiled_cuba(a_in)
         ctx.shape = a_in.shape
         if compiled is not None:  # the same operations in C++ (neuromorph/csrc/neurons.cpp): the same values
-            flat = a_in.reshape(a_in.shape[0], -1)
-            if not (flat.stride(1) == 1 and flat.stride(0) in (0, flat.shape[1])):
-                flat = flat.contiguous()
+            flat = neuron_contiguous(a_in.reshape(a_in.shape[0], -1))
             pre, spikes, voltages, idle = compiled.cuba_forward(flat, k_u, k_v, threshold_int,
                                                                 float(2**fp.input_shift), float(limit), not spiking,
                                                                 not torch.is_grad_enabled())
@@ -215,12 +214,8 @@ class _CubaFixedPoint(torch.autograd.Function):
 
 
 def _compiled_cuba(a_in: torch.Tensor):
-    """The compiled CUBA kernel for a float64 CPU input, or None (the torch loop above runs)."""
-    from neuromorph.neurons import backend, compiled_extension
-
-    if a_in.device.type != "cpu" or a_in.dtype != torch.float64 or backend(a_in.device) != "cpp":
-        return None
-    return compiled_extension()
+    """The compiled CUBA kernel for a float64 input, or None (the torch loop above runs)."""
+    return compiled_for(a_in) if a_in.dtype == torch.float64 else None  # C++ only: Triton kernels are float32
 
 
 def cuba_fixed_point_fused(a_in: torch.Tensor, i_decay: int, v_decay: int, v_th_mant: int, scale: float,

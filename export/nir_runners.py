@@ -10,14 +10,15 @@ so they run one sample at a time. The frameworks are imported when a runner runs
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 
+from export.nir_checks import metadata_number, metadata_text
 from export.nir_targets import NIR_TARGETS
 from neuromorph.errors import NeuromorphError
 
@@ -44,17 +45,30 @@ def _neuron_names(graph: Any) -> list[str]:
 
 
 def _volts_per_unit(graph: Any, name: str) -> float:
-    text = (graph.metadata or {}).get("volts_per_unit")
-    if text is None:
-        return 1.0
-    if isinstance(text, bytes | np.bytes_):
-        text = bytes(text).decode()
-    return float(json.loads(str(text)).get(name, 1.0))
+    text = metadata_text(graph.metadata or {}, "volts_per_unit")
+    return 1.0 if text is None else float(json.loads(text).get(name, 1.0))
 
 
-def _metadata_float(graph: Any, key: str, default: float) -> float:
-    value = (graph.metadata or {}).get(key)
-    return default if value is None else float(np.asarray(value))
+def _dt(graph: Any, default: float) -> float:
+    """The file's ``dt_s``, else the framework's default."""
+    return metadata_number(graph.metadata or {}, "dt_s") or default
+
+
+@contextlib.contextmanager
+def _recording(modules: dict[str, torch.nn.Module | None],
+               pick: Callable[[torch.nn.Module, Any, bool], torch.Tensor]) -> Iterator[dict[str, list[torch.Tensor]]]:
+    """Forward hooks on ``modules`` (population name -> the framework's module; None: not mapped, not recorded),
+    each appending ``pick(module, output, is_readout)`` per call; removed on exit."""
+    record: dict[str, list[torch.Tensor]] = {name: [] for name in modules}
+    readout = list(modules)[-1]
+    hooks = [module.register_forward_hook(
+        lambda m, _i, out, name=name: record[name].append(pick(m, out, name == readout)))
+        for name, module in modules.items() if module is not None]
+    try:
+        yield record
+    finally:
+        for handle in hooks:
+            handle.remove()
 
 
 def _collect(graph: Any, x: torch.Tensor, step_sample: Callable[[Any, torch.Tensor], tuple[list, torch.Tensor]],
@@ -75,27 +89,18 @@ def run_norse(graph: Any, x: torch.Tensor) -> FrameworkRun:
     """``norse.torch.from_nir(graph, dt=d)`` (``d``: the file's ``dt_s``, else Norse's default 1 ms)."""
     import norse.torch
 
-    net = norse.torch.from_nir(graph, dt=_metadata_float(graph, "dt_s", 1e-3))
+    net = norse.torch.from_nir(graph, dt=_dt(graph, 1e-3))
+
+    def pick(_module, out, readout: bool) -> torch.Tensor:
+        z, state = out
+        return (state.v if hasattr(state, "v") else state[1].v) if readout else z  # CubaLIF state: (synapse, lif)
 
     def step_sample(names: list[str], xs: torch.Tensor):
-        record: dict[str, list[torch.Tensor]] = {name: [] for name in names}
-        hooks = []
-        for name in names:
-            def hook(_m, _i, out, name=name):
-                z, state = out
-                v = state.v if hasattr(state, "v") else state[1].v  # LIF: its state; CubaLIF: (synapse, lif)
-                record[name].append(v if name == names[-1] else z)
-            module = getattr(net, name, None)
-            if module is not None:  # None: a node Norse does not map (the generic file's CubaLI readout)
-                hooks.append(module.register_forward_hook(hook))
-        try:
-            with torch.no_grad():
-                state = None
-                for t in range(xs.shape[0]):
-                    _, state = net(xs[t, 0], state)
-        finally:
-            for handle in hooks:
-                handle.remove()
+        # getattr: None for a node Norse does not map (the generic file's CubaLI readout)
+        with _recording({name: getattr(net, name, None) for name in names}, pick) as record, torch.no_grad():
+            state = None
+            for t in range(xs.shape[0]):
+                _, state = net(xs[t, 0], state)
         stacked = [torch.stack(record[name]).unsqueeze(1) if record[name] else None for name in names]
         return stacked[:-1], stacked[-1]
 
@@ -113,21 +118,15 @@ def run_snntorch(graph: Any, x: torch.Tensor) -> FrameworkRun:
     with contextlib.redirect_stdout(io.StringIO()):  # it prints progress
         net = import_from_nir(graph)
 
+    def pick(module, out, readout: bool) -> torch.Tensor:
+        return module.mem.clone() if readout else out.clone()
+
     def step_sample(names: list[str], xs: torch.Tensor):
-        record: dict[str, list[torch.Tensor]] = {name: [] for name in names}
-        hooks = []
-        for name in names:
-            def hook(module, _i, out, name=name):
-                record[name].append(module.mem.clone() if name == names[-1] else out.clone())
-            hooks.append(net.get_submodule(name).register_forward_hook(hook))
+        modules = {name: net.get_submodule(name) for name in names}
         utils.reset(net)
-        try:
-            with torch.no_grad():
-                for t in range(xs.shape[0]):
-                    net(xs[t, 0])
-        finally:
-            for handle in hooks:
-                handle.remove()
+        with _recording(modules, pick) as record, torch.no_grad():
+            for t in range(xs.shape[0]):
+                net(xs[t, 0])
         stacked = [torch.stack(record[name]).unsqueeze(1) for name in names]
         return stacked[:-1], stacked[-1]
 
@@ -139,24 +138,18 @@ def run_spikingjelly(graph: Any, x: torch.Tensor) -> FrameworkRun:
     run batched with its explicit state."""
     from spikingjelly.activation_based.nir_exchange import import_from_nir
 
-    net = import_from_nir(graph, dt=_metadata_float(graph, "dt_s", 1e-4))
+    net = import_from_nir(graph, dt=_dt(graph, 1e-4))
+
+    def pick(_module, out, readout: bool) -> torch.Tensor:
+        spike, state = out
+        return state[0].clone() if readout else spike.clone()
 
     def step_sample(names: list[str], xs: torch.Tensor):
-        record: dict[str, list[torch.Tensor]] = {name: [] for name in names}
-        hooks = []
-        for name in names:
-            def hook(_m, _i, out, name=name):
-                spike, state = out
-                record[name].append(state[0].clone() if name == names[-1] else spike.clone())
-            hooks.append(net.get_submodule(name).register_forward_hook(hook))
-        try:
-            with torch.no_grad():
-                state = None
-                for t in range(xs.shape[0]):
-                    _, state = net(xs[t], state)
-        finally:
-            for handle in hooks:
-                handle.remove()
+        modules = {name: net.get_submodule(name) for name in names}
+        with _recording(modules, pick) as record, torch.no_grad():
+            state = None
+            for t in range(xs.shape[0]):
+                _, state = net(xs[t], state)
         stacked = [torch.stack(record[name]) for name in names]
         return stacked[:-1], stacked[-1]
 

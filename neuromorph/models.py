@@ -131,18 +131,13 @@ class _Block(nn.Module):
         out = self.synapse(self.pre(h.reshape(steps * batch, *h.shape[2:])))
         return out.reshape(steps, batch, *out.shape[1:])
 
-    def integrate(self, currents: torch.Tensor) -> torch.Tensor:
-        """Run the neuron recurrence over time; returns spikes (or readout voltages) ``[T, B, ...]``.
+    def integrate(self, currents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Run the neuron recurrence over time: spikes (or readout voltages) ``[T, B, ...]``, the spikes summed over
+        time ``[B, ...]`` where the kernel computed them (None for a readout, or where Norse's cell ran), and each
+        neuron's idle steps ``[B, ...]`` where the kernel counted them (None otherwise).
 
         A multi-step kernel (:mod:`neuromorph.neurons`: the same arithmetic in one autograd function) runs it when
         one exists for the cell; else Norse's cell, step by step (the reference)."""
-        return self.integrate_with_counts(currents)[0]
-
-    def integrate_with_counts(self, currents: torch.Tensor
-                              ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        """:meth:`integrate`, the spikes summed over time ``[B, ...]`` where the kernel computed them (None for a
-        readout, or where Norse's cell ran), and each neuron's idle steps ``[B, ...]`` where the kernel counted
-        them (None otherwise)."""
         kernel = kernel_for(self.neuron)
         if kernel is not None:
             return kernel(currents, self.neuron, with_counts=True)
@@ -217,11 +212,11 @@ def norse_forward(model: SpikingNet, x: torch.Tensor) -> SNNOutput:
     idle: list[torch.Tensor | None] = []
     h = x
     for block in model.blocks[:-1]:
-        h, count, quiet = block.integrate_with_counts(block.currents(h))
+        h, count, quiet = block.integrate(block.currents(h))
         spikes.append(h)
         counts.append(count)
         idle.append(quiet)
-    voltages, _, quiet = model.blocks[-1].integrate_with_counts(model.blocks[-1].currents(h))
+    voltages, _, quiet = model.blocks[-1].integrate(model.blocks[-1].currents(h))
     idle.append(quiet)
     return SNNOutput(logits=reduce_readout(voltages, model.spec.readout.reduce), voltages=voltages, spikes=spikes,
                      spike_counts=counts if all(c is not None for c in counts) else None,

@@ -178,7 +178,7 @@ def build_error() -> str | None:
     return _EXTENSION.get("error")
 
 
-def _compiled_for(flat: torch.Tensor):
+def compiled_for(flat: torch.Tensor):
     """The compiled kernels for this input (C++ or Triton, one interface), or None (pure torch)."""
     chosen = backend(flat.device)
     if chosen == "cpp" and flat.device.type == "cpu" and flat.dtype in (torch.float32, torch.float64):
@@ -206,7 +206,7 @@ def _count_idle() -> bool:
     return not torch.is_grad_enabled()
 
 
-def _neuron_contiguous(flat: torch.Tensor) -> torch.Tensor:
+def neuron_contiguous(flat: torch.Tensor) -> torch.Tensor:
     """``[T, N]`` with contiguous neurons and a time stride of N or 0 (a time-constant input stays unexpanded)."""
     if flat.stride(1) == 1 and flat.stride(0) in (0, flat.shape[1]):
         return flat
@@ -226,10 +226,10 @@ class _LIF(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, c: Constants, current: bool) -> tuple[torch.Tensor, torch.Tensor]:
         flat = _flat(x)
-        compiled = _compiled_for(flat)
+        compiled = compiled_for(flat)
         if compiled is not None:
             u_all, z_all, counts, idle = compiled.lif_forward(
-                _neuron_contiguous(flat), float(c.a), float(c.minus_b), float(c.v_leak), float(c.v_th),
+                neuron_contiguous(flat), float(c.a), float(c.minus_b), float(c.v_leak), float(c.v_th),
                 float(c.v_reset), current, _count_idle())
             idle = idle if idle is not None and idle.numel() else None
         else:
@@ -263,9 +263,9 @@ class _LI(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, c: Constants) -> tuple[torch.Tensor, torch.Tensor]:
         flat = _flat(x)
         ctx.constants = c
-        ctx.compiled = compiled = _compiled_for(flat)
+        ctx.compiled = compiled = compiled_for(flat)
         if compiled is not None:
-            out, idle = compiled.li_forward(_neuron_contiguous(flat), float(c.a), float(c.minus_b), float(c.v_leak),
+            out, idle = compiled.li_forward(neuron_contiguous(flat), float(c.a), float(c.minus_b), float(c.v_leak),
                                             _count_idle())
             idle = x.new_empty(0) if idle is None or idle.numel() == 0 else idle.view(x.shape[1:])
             ctx.mark_non_differentiable(idle)

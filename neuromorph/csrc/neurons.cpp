@@ -21,6 +21,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -227,6 +228,16 @@ void cuba_backward_block(const double* g_spikes, const double* g_volts, const do
   }
 }
 
+// f(std::true_type{}) or f(std::false_type{}): a runtime flag as the compile-time one a block template takes.
+template <typename F>
+void with_flag(bool flag, F&& f) {
+  if (flag) {
+    f(std::true_type{});
+  } else {
+    f(std::false_type{});
+  }
+}
+
 void check_input(const torch::Tensor& x, const char* name) {
   TORCH_CHECK(x.device().is_cpu(), name, " must be on the CPU");
   TORCH_CHECK(x.dim() == 2, name, " must be [T, N]");
@@ -257,14 +268,11 @@ std::vector<torch::Tensor> lif_forward(const torch::Tensor& x, double a, double 
     at::parallel_for(0, n, kBlock, [&](int64_t lo, int64_t hi) {
       for (int64_t b = lo; b < hi; b += kBlock) {
         const int64_t e = std::min(b + kBlock, hi);
-        if (count_idle) {
-          lif_forward_block<scalar_t, true>(xp, x_step, up, zp, cp, ip, n, b, e, steps, scalar_t(a), scalar_t(minus_b),
-                                            scalar_t(v_leak), scalar_t(v_th), scalar_t(v_reset), current);
-        } else {
-          lif_forward_block<scalar_t, false>(xp, x_step, up, zp, cp, ip, n, b, e, steps, scalar_t(a),
-                                             scalar_t(minus_b), scalar_t(v_leak), scalar_t(v_th), scalar_t(v_reset),
-                                             current);
-        }
+        with_flag(count_idle, [&](auto idle) {
+          lif_forward_block<scalar_t, decltype(idle)::value>(xp, x_step, up, zp, cp, ip, n, b, e, steps, scalar_t(a),
+                                                             scalar_t(minus_b), scalar_t(v_leak), scalar_t(v_th),
+                                                             scalar_t(v_reset), current);
+        });
       }
     });
   });
@@ -290,13 +298,11 @@ torch::Tensor lif_backward(const torch::Tensor& grad_z, const c10::optional<torc
     at::parallel_for(0, n, kBlock, [&](int64_t lo, int64_t hi) {
       for (int64_t b = lo; b < hi; b += kBlock) {
         const int64_t e = std::min(b + kBlock, hi);
-        if (with_counts) {
-          lif_backward_block<scalar_t, true>(gzp, gcp, up, gxp, n, b, e, steps, scalar_t(a), scalar_t(1.0 - a),
-                                             scalar_t(1.0 + minus_b), scalar_t(v_th), scalar_t(v_reset), current);
-        } else {
-          lif_backward_block<scalar_t, false>(gzp, gcp, up, gxp, n, b, e, steps, scalar_t(a), scalar_t(1.0 - a),
-                                              scalar_t(1.0 + minus_b), scalar_t(v_th), scalar_t(v_reset), current);
-        }
+        with_flag(with_counts, [&](auto counts) {
+          lif_backward_block<scalar_t, decltype(counts)::value>(gzp, gcp, up, gxp, n, b, e, steps, scalar_t(a),
+                                                                scalar_t(1.0 - a), scalar_t(1.0 + minus_b),
+                                                                scalar_t(v_th), scalar_t(v_reset), current);
+        });
       }
     });
   });
@@ -318,13 +324,10 @@ std::vector<torch::Tensor> li_forward(const torch::Tensor& x, double a, double m
     at::parallel_for(0, n, kBlock, [&](int64_t lo, int64_t hi) {
       for (int64_t b = lo; b < hi; b += kBlock) {
         const int64_t e = std::min(b + kBlock, hi);
-        if (count_idle) {
-          li_forward_block<scalar_t, true>(xp, x_step, op, ip, n, b, e, steps, scalar_t(a), scalar_t(minus_b),
-                                           scalar_t(v_leak));
-        } else {
-          li_forward_block<scalar_t, false>(xp, x_step, op, ip, n, b, e, steps, scalar_t(a), scalar_t(minus_b),
-                                            scalar_t(v_leak));
-        }
+        with_flag(count_idle, [&](auto idle) {
+          li_forward_block<scalar_t, decltype(idle)::value>(xp, x_step, op, ip, n, b, e, steps, scalar_t(a),
+                                                            scalar_t(minus_b), scalar_t(v_leak));
+        });
       }
     });
   });
@@ -368,11 +371,10 @@ std::vector<torch::Tensor> cuba_forward(const torch::Tensor& a_in, double k_u, d
   at::parallel_for(0, n, kBlock, [&](int64_t lo, int64_t hi) {
     for (int64_t b = lo; b < hi; b += kBlock) {
       const int64_t e = std::min(b + kBlock, hi);
-      if (count_idle) {
-        cuba_forward_block<true>(ap, a_step, pp, zp, vp, ip, n, b, e, steps, k_u, k_v, threshold, gain, limit);
-      } else {
-        cuba_forward_block<false>(ap, a_step, pp, zp, vp, ip, n, b, e, steps, k_u, k_v, threshold, gain, limit);
-      }
+      with_flag(count_idle, [&](auto idle) {
+        cuba_forward_block<decltype(idle)::value>(ap, a_step, pp, zp, vp, ip, n, b, e, steps, k_u, k_v, threshold,
+                                                  gain, limit);
+      });
     }
   });
   return {pre, spikes, volts, idle};

@@ -129,10 +129,7 @@ def test_fused_fixed_point_kernel_equals_the_step_by_step_arithmetic(encoder, mo
     for kernel in ("fused", "norse"):
         monkeypatch.setenv(KERNEL_ENV, kernel)
         model, x = firing_model(spec, samples=5)
-        with torch.no_grad():
-            volts = float(model(x).voltages.abs().max())
-        exact = build_model(dataclasses.replace(spec, fixed_point=FixedPointSpec(readout_volts=volts)))
-        exact.load_state_dict(model.state_dict())
+        exact = loihi_exact(model, x)
         out = exact(x)
         loss = torch.nn.functional.cross_entropy(out.logits, torch.arange(5) % 4)
         (loss + 1e-4 * synaptic_penalty(out.spikes, exact.fan_outs).mean()).backward()
@@ -182,10 +179,8 @@ def test_the_compiled_fixed_point_kernel_counts_idle_steps_as_the_step_by_step_a
     spec = cnn_spec(input_shape=(1, 12, 12), channels=(4, 6), kernel_size=3, padding=1, hidden=(12,), num_classes=4,
                     time_steps=6, encoder=EncoderSpec(kind=encoder, max_rate_hz=300.0))
     model, x = firing_model(spec, samples=5)
+    exact = loihi_exact(model, x)
     with torch.no_grad():
-        volts = float(model(x).voltages.abs().max())
-        exact = build_model(dataclasses.replace(spec, fixed_point=FixedPointSpec(readout_volts=volts)))
-        exact.load_state_dict(model.state_dict())
         out = exact(x)
         counted = fixed_point_idle_steps(exact, x, out)
         stepped = fixed_point_idle_steps(exact, x, dataclasses.replace(out, idle_steps=None))
