@@ -27,7 +27,7 @@ per sample:
   pooling layer in between it counts the pooled positions (an ANN pools first), so it can be less than ``sum psi``.
 
 Messages routed (one per spike and destination core) depend on a core mapping, so the counts keep each neuron's
-total spike count (over steps and samples), which is enough for any linear weighting (:meth:`weighted_totals`).
+total spike count (over steps and samples), which is enough for any linear weighting (hw_models.energy's routing).
 The recorder only sums spike tensors the forward pass already produced, so counting costs little next to inference.
 """
 
@@ -93,13 +93,6 @@ class ActivityCounts:
             if p.name == name:
                 return p
         raise KeyError(name)
-
-    def weighted_totals(self, weights: dict[str, torch.Tensor]) -> dict[str, float]:
-        """``sum_i w[i] * spikes[i]`` per sample for each population named in ``weights`` (e.g. messages)."""
-        names = list(weights)
-        totals = [self.spike_totals[n][None, None] for n in names]
-        sums = weighted_spike_sums(totals, [weights[n].double() for n in names])
-        return {n: float(v) / self.samples for n, v in zip(names, sums[:, 0].tolist(), strict=True)}
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model_name, "samples": self.samples, "time_steps": self.time_steps,

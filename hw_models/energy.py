@@ -195,12 +195,6 @@ def ann_equivalent(
                          energy_zero_skipping_j=skipping * e_mac + activations * e_act)
 
 
-def messages_per_sample(counts: ActivityCounts, mapping: CoreMapping) -> dict[str, float]:
-    """Messages routed per sample by each spike source: one per spike and destination core."""
-    weights = {name: mapping.destination_cores[name] for name in counts.spike_totals}
-    return counts.weighted_totals(weights)
-
-
 @dataclass(frozen=True)
 class _Routed:
     """Per sample, per source: messages, tile hops east-west and north-south, destinations on another chip."""
