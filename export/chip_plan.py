@@ -273,6 +273,11 @@ def check_exportable(spec: ModelSpec, model) -> None:
     if n.v_leak != n.v_reset:
         raise NeuromorphError(f"Lava's LIF starts and resets at 0 and netx cannot set its initial voltage: the chip "
                               f"needs v_leak == v_reset (got {n.v_leak} and {n.v_reset})")
+    from neuromorph.models import has_batch_norm
+
+    if has_batch_norm(model):
+        raise NeuromorphError("the model has BatchNorm, which Loihi has no form for: fold it into the synapses first "
+                              "(neuromorph.models.fold_batch_norm; checkpoints loaded for export are folded)")
     for layer, module in zip(plan_layers(spec), model.blocks, strict=True):
         for name, tensor in module.synapse.named_parameters():
             if not torch.isfinite(tensor).all():
@@ -299,7 +304,10 @@ def host_current(layer: ChipLayer, weight: torch.Tensor, bias: torch.Tensor | No
 
 def float_plan(model) -> ChipPlan:
     """The float Lava plan of a model (DESIGN.md section 6): weights ``a*W``, ``du = b``, ``dv = a``,
-    ``vth = v_th - v_reset`` (infinite for the readout, which never spikes)."""
+    ``vth = v_th - v_reset`` (infinite for the readout, which never spikes). BatchNorm is folded first."""
+    from neuromorph.models import fold_batch_norm
+
+    model = fold_batch_norm(model)
     spec = model.spec
     check_exportable(spec, model)
     layers = []

@@ -206,9 +206,14 @@ def to_nir(model, description: str = ""):
 
     One run of nodes per block of :func:`neuromorph.structure.blocks`: its pass-through layers, its synapse and its
     population. The population node has the population's name (``lif1`` ... ``lifN``, ``readout``); the others
-    carry the block's number (``avgpool2``, ``flatten2``, ``linear2`` for block ``lif2``).
+    carry the block's number (``avgpool2``, ``flatten2``, ``linear2`` for block ``lif2``). BatchNorm is folded
+    into the synapses first (:func:`neuromorph.models.fold_batch_norm`): the graph holds the folded weights and bias.
     """
     import nir
+
+    from neuromorph.models import fold_batch_norm
+
+    model = fold_batch_norm(model)
 
     spec: ModelSpec = model.spec
     grid = _loihi_grid_weights(model)

@@ -120,7 +120,11 @@ def quantize(model, calibration: torch.Tensor | None = None, fp: LoihiFixedPoint
     float model reaches on them, with :data:`READOUT_HEADROOM`; without it the scale follows the worst case over all
     inputs, which is safe but can leave the readout weights only a few levels. A model trained Loihi-exact
     (``spec.fixed_point`` set) uses the readout bound it was trained with, so that the export is what was trained.
+    BatchNorm is folded into the synapses first (its bias is then refused on chip layers, as any bias is).
     """
+    from neuromorph.models import fold_batch_norm
+
+    model = fold_batch_norm(model)
     spec: ModelSpec = model.spec
     check_exportable(spec, model)
     readout_volts = readout_bound(model, calibration)

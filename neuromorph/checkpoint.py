@@ -51,9 +51,12 @@ class Checkpoint:
         """``train_config`` typed (missing settings take their defaults; the energy profile is not resolved)."""
         return TrainConfig.from_dict(self.train_config, check_profile=False)
 
-    def build_model(self):
-        """Rebuild the network and load the weights (checking them for NaN/inf)."""
-        from neuromorph.models import build_model
+    def build_model(self, fold_norm: bool = True):
+        """Rebuild the network and load the weights (checking them for NaN/inf).
+
+        With ``fold_norm`` (the default: what inference, the cost model and the exporters see), BatchNorm is folded
+        into the synapses (:func:`neuromorph.models.fold_batch_norm`); training resumes with it unfolded."""
+        from neuromorph.models import build_model, fold_batch_norm
 
         model = build_model(self.spec)
         try:
@@ -64,7 +67,7 @@ class Checkpoint:
         for name, tensor in model.state_dict().items():
             if tensor.is_floating_point() and not torch.isfinite(tensor).all():
                 raise NeuromorphError(f"checkpoint weight {name!r} contains NaN or infinite values")
-        return model
+        return fold_batch_norm(model) if fold_norm else model
 
 
 def payload_checksum(spec: dict[str, Any], model_state: dict[str, torch.Tensor]) -> str:
@@ -73,7 +76,7 @@ def payload_checksum(spec: dict[str, Any], model_state: dict[str, torch.Tensor])
     for name in sorted(model_state):
         tensor = model_state[name].detach().cpu().contiguous()
         digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     return digest.hexdigest()
 
 

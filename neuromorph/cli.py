@@ -58,9 +58,12 @@ class _Parser(argparse.ArgumentParser):
 def _build_parser() -> argparse.ArgumentParser:
     from neuromorph.checkpoint import CHECKPOINT_NAME
     from neuromorph.config import TrainConfig
+    from neuromorph.augment import AUGMENTATIONS
     from neuromorph.penalties import LAMBDA_SCHEDULES, PENALTIES
+    from neuromorph.schedules import LR_SCHEDULES
     from neuromorph.spec import (
         CELL_TYPES,
+        Conv,
         ENCODER_KINDS,
         POOL_MODES,
         READOUT_REDUCTIONS,
@@ -105,6 +108,10 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="cnn: pooling window after each conv (1 = none)")
     model.add_argument("--pool-mode", choices=POOL_MODES, default=parameter_default(cnn_spec, "pool_mode"),
                        help="cnn: pooling of spikes")
+    model.add_argument("--batch-norm", action="store_true", default=field_default(Conv, "batch_norm"),
+                       help="BatchNorm of every hidden synaptic layer's current (over time steps and batch) in "
+                       "training, folded into the weights and a bias for inference, energy and export (a bias on "
+                       "a chip layer has no exact Loihi form: netx export and Loihi-exact training refuse it)")
     model.add_argument("--cell", choices=CELL_TYPES, default=field_default(NeuronSpec, "cell"),
                        help="Norse LIFCell or LIFBoxCell")
     model.add_argument("--time-steps", "-T", type=positive_int, default=field_default(ModelSpec, "time_steps"),
@@ -140,7 +147,15 @@ def _build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--epochs", type=positive_int, default=config("epochs"),
                      help="number of epochs (total, also on resume)")
     opt.add_argument("--batch-size", type=positive_int, default=config("batch_size"), help="batch size")
-    opt.add_argument("--lr", type=float, default=config("lr"), help="Adam learning rate")
+    opt.add_argument("--lr", type=float, default=config("lr"), help="Adam learning rate (the peak of a schedule)")
+    opt.add_argument("--lr-schedule", choices=list(LR_SCHEDULES), default=config("lr_schedule"),
+                     help="learning rate per batch: constant, cosine annealing to 0 over the run, or one-cycle "
+                     "(warm-up over 30 %% from lr/25, then annealing), as torch's OneCycleLR")
+    opt.add_argument("--weight-decay", type=float, default=config("weight_decay"),
+                     help="decoupled weight decay (AdamW) of the synaptic weights; 0 = plain Adam")
+    opt.add_argument("--augment", choices=list(AUGMENTATIONS), default=config("augment"),
+                     help="training-batch augmentation: random shifts of up to 2 px (4 px on 32 x 32 images), "
+                     "and left-right flips with flip-crop (for natural images, not digits)")
     opt.add_argument("--seed", type=int, default=config("seed"), help="seed for weights, shuffling and Poisson noise")
     opt.add_argument("--init-rate", type=float, default=config("init_rate"),
                      help="rescale initial weights so each hidden layer fires at this rate (0 = off)")
@@ -191,6 +206,7 @@ def _spec_from_args(args: argparse.Namespace, input_shape: tuple[int, ...], num_
                           v_th=args.v_th),
         readout=ReadoutSpec(tau_mem_inv=args.tau_mem_inv, tau_syn_inv=args.tau_syn_inv, reduce=args.readout),
         encoder=EncoderSpec(kind=args.encoder, gain=args.gain, max_rate_hz=args.max_rate),
+        batch_norm=args.batch_norm,
     )
     if args.hidden is not None:  # else the builder's default
         common["hidden"] = args.hidden

@@ -14,7 +14,9 @@ from dataclasses import InitVar, asdict, dataclass, fields
 from typing import Any
 
 from neuromorph.errors import NeuromorphError
+from neuromorph.augment import get_augmentation
 from neuromorph.penalties import get_lambda_schedule, get_penalty
+from neuromorph.schedules import get_lr_schedule
 
 # the annotations a setting may have -> the values it accepts (a bool is no number here)
 _ACCEPTED: dict[str, type | tuple[type, ...]] = {"int": numbers.Integral, "float": numbers.Real, "str": str,
@@ -39,6 +41,9 @@ class TrainConfig:
     epochs: int = 5
     batch_size: int = 128
     lr: float = 1e-3
+    lr_schedule: str = "constant"  # neuromorph.schedules: constant, cosine or onecycle, stepped every batch
+    weight_decay: float = 0.0  # decoupled weight decay (AdamW); 0 = plain Adam
+    augment: str = "none"  # neuromorph.augment: none, crop or flip-crop (training batches only)
     seed: int = 0  # weights, shuffling and Poisson noise
     penalty: str = "synaptic"
     lam: float = 0.0
@@ -61,11 +66,15 @@ class TrainConfig:
         if check_profile:
             get_penalty(self.penalty).check_settings(self.device_profile)
         get_lambda_schedule(self.lam_schedule)
+        get_lr_schedule(self.lr_schedule)
+        get_augmentation(self.augment)
         for name in ("epochs", "batch_size", "ramp_epochs"):
             if getattr(self, name) <= 0:
                 raise NeuromorphError(f"{name} must be positive, got {getattr(self, name)}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise NeuromorphError(f"learning rate must be positive, got {self.lr}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise NeuromorphError(f"weight decay must be >= 0, got {self.weight_decay}")
         if not (math.isfinite(self.lam) and self.lam >= 0):
             raise NeuromorphError(f"lambda must be >= 0, got {self.lam}")
         if not (math.isfinite(self.init_rate) and 0 <= self.init_rate < 1):

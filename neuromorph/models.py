@@ -40,7 +40,7 @@ from neuromorph.spec import (
 from neuromorph.structure import INPUT, blocks, spike_sources
 
 __all__ = ["ARITHMETIC", "NEURON_CELLS", "TORCH_MODULES", "SNNOutput", "SpikingNet", "build_model",
-           "calibrate_firing", "reduce_readout", "register_arithmetic"]
+           "calibrate_firing", "fold_batch_norm", "reduce_readout", "register_arithmetic"]
 
 
 class _SumPool2d(nn.Module):
@@ -66,12 +66,79 @@ TORCH_MODULES: dict[type, Callable[[Layer, tuple[int, ...]], nn.Module]] = {
 }
 
 
+class BatchNormSynapse(nn.Module):
+    """Synapses, then BatchNorm of their output current per output channel (``Dense``/``Conv`` with
+    ``batch_norm=True``). With time folded into the batch, the statistics run over time steps, batch (and pixels):
+    threshold-dependent BN as in Zheng et al. 2021 (tdBN), without its threshold factor. Exporters and the cost
+    model never see it: :func:`fold_batch_norm` turns it into plain synapses with a bias."""
+
+    def __init__(self, synapse: nn.Module, channels: int, spatial: bool):
+        super().__init__()
+        self.synapse = synapse
+        self.norm = nn.BatchNorm2d(channels) if spatial else nn.BatchNorm1d(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.synapse(x))
+
+
 def torch_module(layer: Layer, in_shape: tuple[int, ...]) -> nn.Module:
     """The torch module of one spec layer."""
     make = TORCH_MODULES.get(type(layer))
     if make is None:
         raise unsupported_layer(layer, "the torch model")
-    return make(layer, tuple(in_shape))
+    module = make(layer, tuple(in_shape))
+    if getattr(layer, "batch_norm", False):
+        return BatchNormSynapse(module, module.weight.shape[0], spatial=isinstance(layer, Conv))
+    return module
+
+
+def gain_parameter(synapse: nn.Module) -> torch.Tensor:
+    """The parameter that scales a synaptic layer's output current: BatchNorm's scale where there is one (the
+    weights' scale is normalized away), else the weights."""
+    return synapse.norm.weight if isinstance(synapse, BatchNormSynapse) else synapse.weight
+
+
+def has_batch_norm(model: SpikingNet) -> bool:
+    return any(isinstance(block.synapse, BatchNormSynapse) for block in model.blocks)
+
+
+@torch.no_grad()
+def fold_batch_norm(model: SpikingNet) -> SpikingNet:
+    """The same network with each BatchNorm folded into its synapses (``model`` itself where there is none).
+
+    In inference BatchNorm is affine per output channel c: ``y_c = g_c (x_c - mu_c) / sqrt(var_c + eps) + beta_c``
+    with the running statistics. With ``k_c = g_c / sqrt(var_c + eps)``, ``W'_c = k_c W_c`` and
+    ``b'_c = beta_c + k_c (b_c - mu_c)`` give the same current (to float rounding), so the folded layer is a plain
+    ``Dense``/``Conv`` with ``bias=True``. That bias is what every backend then sees: the cost model, NIR (as the
+    Affine/Conv2d bias), and the chip exporters, which refuse a bias on a chip layer (it has no exact Loihi form)
+    and accept it on the host-computed first layer."""
+    from dataclasses import replace
+
+    if not has_batch_norm(model):
+        return model
+    spec = model.spec
+    layers = tuple(replace(layer, batch_norm=False, bias=True) if getattr(layer, "batch_norm", False) else layer
+                   for layer in spec.layers)
+    folded = build_model(replace(spec, layers=layers)).to(next(model.parameters()).device)
+    state = {}
+    for number, (block, new) in enumerate(zip(model.blocks, folded.blocks, strict=True)):
+        synapse = block.synapse
+        if isinstance(synapse, BatchNormSynapse):
+            norm, inner = synapse.norm, synapse.synapse
+            k = norm.weight.double() / torch.sqrt(norm.running_var.double() + norm.eps)
+            weight = inner.weight.double() * k.reshape(-1, *([1] * (inner.weight.dim() - 1)))
+            bias = inner.bias.double() if inner.bias is not None else torch.zeros_like(k)
+            state[f"blocks.{number}.synapse.weight"] = weight.to(inner.weight.dtype)
+            state[f"blocks.{number}.synapse.bias"] = (norm.bias.double() + k * (bias - norm.running_mean.double())
+                                                      ).to(inner.weight.dtype)
+        else:
+            for name, tensor in synapse.state_dict().items():
+                state[f"blocks.{number}.synapse.{name}"] = tensor
+    for name, tensor in folded.state_dict().items():
+        if ".synapse." not in name:
+            state[name] = tensor
+    folded.load_state_dict(state)
+    return folded.train(model.training)
 
 
 def _lif_cell(spec: ModelSpec) -> nn.Module:
@@ -307,7 +374,7 @@ def calibrate_firing(
     offset = 1 if model.records_input else 0
     scales = []
     for number, block in enumerate(model.blocks[:-1]):
-        weight = block.synapse.weight
+        weight = gain_parameter(block.synapse)
         original = weight.clone()
         low, high = -12.0, 12.0  # log2 of the scale
         scale = 0.0

@@ -46,12 +46,17 @@ def _image_shape(layer: LayerBase, shape: tuple[int, ...], where: str) -> tuple[
 
 @dataclass(frozen=True)
 class Dense(LayerBase):
-    """Fully connected synapses ``y = W x`` (``[out_features, in_features]``), followed by a neuron layer."""
+    """Fully connected synapses ``y = W x`` (``[out_features, in_features]``), followed by a neuron layer.
+
+    ``batch_norm``: the synaptic current is batch-normalized per output neuron in training (statistics over time
+    steps and batch, as tdBN); :func:`neuromorph.models.fold_batch_norm` folds it into ``W`` and a bias exactly
+    for inference, the cost model and the exporters."""
 
     type_name: ClassVar[str] = "dense"
     synaptic: ClassVar[bool] = True
     out_features: int
     bias: bool = False
+    batch_norm: bool = False
 
     def __post_init__(self) -> None:
         _positive("Dense.out_features", self.out_features)
@@ -65,7 +70,10 @@ class Dense(LayerBase):
 
 @dataclass(frozen=True)
 class Conv(LayerBase):
-    """2-D convolution (square kernel, stride and zero padding), followed by a neuron layer."""
+    """2-D convolution (square kernel, stride and zero padding), followed by a neuron layer.
+
+    ``batch_norm``: per output channel, over time steps, batch and pixels (tdBN), folded for inference as
+    :class:`Dense`'s."""
 
     type_name: ClassVar[str] = "conv"
     synaptic: ClassVar[bool] = True
@@ -74,6 +82,7 @@ class Conv(LayerBase):
     stride: int = 1
     padding: int = 0
     bias: bool = False
+    batch_norm: bool = False
 
     def __post_init__(self) -> None:
         _positive("Conv.out_channels", self.out_channels)
@@ -406,8 +415,9 @@ def mlp_spec(
     **kwargs: Any,
 ) -> ModelSpec:
     """``Flatten -> [Dense(h) -> LIF]* -> Dense(num_classes) -> LI readout``."""
+    batch_norm = kwargs.pop("batch_norm", False)
     layers: list[Layer] = [Flatten()]
-    layers += [Dense(h) for h in hidden]
+    layers += [Dense(h, batch_norm=batch_norm) for h in hidden]
     layers.append(Dense(num_classes))
     return ModelSpec(input_shape=input_shape, layers=tuple(layers), num_classes=num_classes,
                      name=kwargs.pop("name", "mlp"), **kwargs)
@@ -425,13 +435,14 @@ def cnn_spec(
     **kwargs: Any,
 ) -> ModelSpec:
     """``[Conv(c, k) -> LIF -> Pool]* -> Flatten -> [Dense(h) -> LIF]* -> Dense(num_classes) -> LI readout``."""
+    batch_norm = kwargs.pop("batch_norm", False)
     layers: list[Layer] = []
     for c in channels:
-        layers.append(Conv(c, kernel_size, padding=padding))
+        layers.append(Conv(c, kernel_size, padding=padding, batch_norm=batch_norm))
         if pool > 1:
             layers.append(Pool(pool, pool_mode))
     layers.append(Flatten())
-    layers += [Dense(h) for h in hidden]
+    layers += [Dense(h, batch_norm=batch_norm) for h in hidden]
     layers.append(Dense(num_classes))
     return ModelSpec(input_shape=input_shape, layers=tuple(layers), num_classes=num_classes,
                      name=kwargs.pop("name", "cnn"), **kwargs)

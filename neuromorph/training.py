@@ -19,6 +19,7 @@ from torch.nn import functional as F
 
 from hw_models.opcount import spike_counts, synaptic_operations
 from neuromorph import distributed
+from neuromorph.augment import augment
 from neuromorph.checkpoint import CHECKPOINT_NAME, Checkpoint, load_checkpoint, save_checkpoint
 from neuromorph.config import TrainConfig
 from neuromorph.data import Split, iterate_batches, load_split
@@ -26,10 +27,11 @@ from neuromorph.devices import resolve_device
 from neuromorph.encoders import encode
 from neuromorph.errors import NeuromorphError
 from neuromorph.io import write_json
-from neuromorph.models import SpikingNet, arithmetic, build_model, calibrate_firing
+from neuromorph.models import SpikingNet, arithmetic, build_model, calibrate_firing, fold_batch_norm
 from neuromorph.penalties import build_penalty, lambda_at
 from neuromorph.progress import progress_bar
 from neuromorph.run import check_images
+from neuromorph.schedules import lr_at
 from neuromorph.spec import FIXED_POINT_ARITHMETIC, ModelSpec
 from neuromorph.versions import tool_versions
 
@@ -155,11 +157,11 @@ def train(
         ckpt = load_checkpoint(resume_from / CHECKPOINT_NAME)
         spec = ckpt.spec
         config = replace(ckpt.config, epochs=config.epochs, device=config.device)
-        model = ckpt.build_model()
+        model = ckpt.build_model(fold_norm=False)
         start_epoch, history, optimizer_state = ckpt.epoch, ckpt.history, ckpt.optimizer_state
     elif config.init_from is not None:
         torch.manual_seed(config.seed)
-        model = load_checkpoint(config.init_from).build_model()
+        model = load_checkpoint(config.init_from).build_model(fold_norm=config.loihi_exact)  # fixed point: folded
         spec = model.spec
     else:
         torch.manual_seed(config.seed)
@@ -178,27 +180,36 @@ def train(
     if not resume:
         model = _arithmetic(model, config, train_split, device)
         spec = model.spec
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    optimizer = make_optimizer(model, config)
     if optimizer_state is not None:
         optimizer.load_state_dict(optimizer_state)
     penalty_fn = build_penalty(config.penalty, model, config.device_profile)
 
     step_model = ranks.wrap(model, device)  # DDP across ranks (gradients averaged), the model itself alone
     progress = progress and ranks.main
+    steps_per_epoch = math.ceil(len(train_split) / config.batch_size)
+    total_steps = config.epochs * steps_per_epoch
     for epoch in range(start_epoch, config.epochs):
         lam = lambda_at(config.lam, config.lam_schedule, epoch, config.ramp_epochs)
         started = time.perf_counter()
         model.train()
         shuffle = _generator(config.seed, epoch, stream=0)
         noise = _generator(config.seed, epoch, stream=1)
+        jitter = _generator(config.seed, epoch, stream=5)  # augmentation
         # Running sums stay on the device (loss, task loss, penalty, correct), read back every SYNC_EVERY batches:
         # no host synchronisation per batch. A non-finite loss is caught at that read, before the epoch's checkpoint.
         totals = torch.zeros(5, dtype=torch.float64, device=device)  # loss, task, penalty, correct, samples
 
         batches = iterate_batches(train_split, config.batch_size, shuffle=True, generator=shuffle, device=device)
-        bar = progress_bar(batches, total=math.ceil(len(train_split) / config.batch_size),
-                   desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False)
+        bar = progress_bar(batches, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{config.epochs}",
+                           disable=not progress, leave=False)
         for index, (images, labels) in enumerate(bar):
+            if config.lr_schedule != "constant":
+                rate = lr_at(config.lr_schedule, config.lr, epoch * steps_per_epoch + index, total_steps)
+                for group in optimizer.param_groups:
+                    group["lr"] = rate
+            if config.augment != "none":
+                images = augment(images, config.augment, jitter)
             # the global batch is encoded (Poisson noise drawn) as one process would, then shared among the ranks
             x, labels = ranks.share(encode(images, spec, noise), labels)
             result = step_model(x)
@@ -225,6 +236,7 @@ def train(
         record = {
             "epoch": epoch + 1,
             "lam": lam,
+            "lr": optimizer.param_groups[0]["lr"],  # the epoch's last step
             "train_loss": sums["loss"] / seen,
             "train_task_loss": sums["task"] / seen,
             "train_penalty": sums["penalty"] / seen,
@@ -246,6 +258,17 @@ def train(
     return TrainResult(model=model, history=history, out_dir=out)
 
 
+def make_optimizer(model: SpikingNet, config: TrainConfig) -> torch.optim.Optimizer:
+    """Adam at ``config.lr``; AdamW (decoupled weight decay, Loshchilov & Hutter 2019) when ``weight_decay > 0``.
+    BatchNorm's scale and shift and the synaptic biases are not decayed (the usual practice)."""
+    if config.weight_decay == 0:
+        return torch.optim.Adam(model.parameters(), lr=config.lr)
+    decayed = [p for p in model.parameters() if p.dim() > 1]
+    others = [p for p in model.parameters() if p.dim() <= 1]
+    groups = [{"params": decayed, "weight_decay": config.weight_decay}, {"params": others, "weight_decay": 0.0}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=config.lr)
+
+
 def _arithmetic(model: SpikingNet, config: TrainConfig, split: Split, device: torch.device) -> SpikingNet:
     """The model in the arithmetic the config asks for: Norse float, or Loihi fixed point (``spec.fixed_point``).
 
@@ -254,6 +277,8 @@ def _arithmetic(model: SpikingNet, config: TrainConfig, split: Split, device: to
     """
     from neuromorph.spec import FixedPointSpec
 
+    if config.loihi_exact:  # BatchNorm becomes weights and a bias, which the check refuses on chip layers
+        model = fold_batch_norm(model)
     spec = model.spec
     if config.loihi_exact:  # v_leak != v_reset or an on-chip bias have no exact Loihi form
         arithmetic(FIXED_POINT_ARITHMETIC).check(model)

@@ -141,7 +141,7 @@ def test_train_flag_defaults_are_the_dataclass_defaults():
     from dataclasses import fields
 
     from neuromorph.cli import _build_parser
-    from neuromorph.spec import EncoderSpec, NeuronSpec, ReadoutSpec, cnn_spec, mlp_spec
+    from neuromorph.spec import Conv, EncoderSpec, NeuronSpec, ReadoutSpec, cnn_spec, mlp_spec
     from neuromorph.training import TrainConfig
 
     args = vars(_build_parser().parse_args(["train", "--out", "x"]))
@@ -152,7 +152,7 @@ def test_train_flag_defaults_are_the_dataclass_defaults():
                     v_th=neuron.v_th, readout=readout.reduce, encoder=encoder.kind, gain=encoder.gain,
                     max_rate=encoder.max_rate_hz, time_steps=model.time_steps, dt=model.dt_s,
                     channels=cnn["channels"], kernel=cnn["kernel_size"], padding=cnn["padding"], pool=cnn["pool"],
-                    pool_mode=cnn["pool_mode"])
+                    pool_mode=cnn["pool_mode"], batch_norm=Conv(1, 1).batch_norm)
     cli_only = {"command", "handler", "model", "hidden", "out", "resume", "quiet", "json", "threads"}
     assert set(args) == set(expected) | cli_only  # a new flag needs its default's source here
     for dest, value in expected.items():
