@@ -56,17 +56,17 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _build_parser() -> argparse.ArgumentParser:
+    from neuromorph.augment import AUGMENTATIONS
     from neuromorph.checkpoint import CHECKPOINT_NAME
     from neuromorph.config import TrainConfig
-    from neuromorph.augment import AUGMENTATIONS
     from neuromorph.penalties import LAMBDA_SCHEDULES, PENALTIES
     from neuromorph.schedules import LR_SCHEDULES
     from neuromorph.spec import (
         CELL_TYPES,
-        Conv,
         ENCODER_KINDS,
         POOL_MODES,
         READOUT_REDUCTIONS,
+        Conv,
         EncoderSpec,
         ModelSpec,
         NeuronSpec,

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import InitVar, asdict, dataclass, fields
 from typing import Any
 
-from neuromorph.errors import NeuromorphError
 from neuromorph.augment import get_augmentation
+from neuromorph.errors import NeuromorphError
 from neuromorph.penalties import get_lambda_schedule, get_penalty
 from neuromorph.schedules import get_lr_schedule
 

@@ -121,7 +121,7 @@ def fold_batch_norm(model: SpikingNet) -> SpikingNet:
                    for layer in spec.layers)
     folded = build_model(replace(spec, layers=layers)).to(next(model.parameters()).device)
     state = {}
-    for number, (block, new) in enumerate(zip(model.blocks, folded.blocks, strict=True)):
+    for number, block in enumerate(model.blocks):
         synapse = block.synapse
         if isinstance(synapse, BatchNormSynapse):
             norm, inner = synapse.norm, synapse.synapse
