@@ -44,7 +44,8 @@ EXIT_BROKEN_PIPE = 128 + 13  # killed by SIGPIPE, as Unix tools report a reader 
 # Modules that add a subcommand: each has `add_parser(subparsers)` which registers it and sets `handler`.
 # They must import nothing heavy at module level (no Lava, no lava-dl): handlers import what they need.
 COMMAND_MODULES: list[str] = [
-    "hw_models.energy_command", "hw_models.profiles_command", "export.cli", "export.simulate_command"]
+    "hw_models.energy_command", "hw_models.profiles_command", "export.cli", "export.simulate_command",
+    "neuromorph.presets_command"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -92,6 +93,9 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--test-limit", type=positive_int, metavar="N", default=config("test_limit"),
                        help="evaluate on the first N test samples")
     model = train.add_argument_group("model")
+    model.add_argument("--preset", metavar="NAME",
+                       help="a named network with its training recipe (neuromorph presets lists them): it sets the "
+                       "model and the dataset and optimization defaults; flags given here override the latter")
     builders = {"mlp": mlp_spec, "cnn": cnn_spec}
     model.add_argument("--model", choices=list(builders), default="mlp", help="architecture")
     hidden = {name: format_int_list(parameter_default(build, "hidden")) for name, build in builders.items()}
@@ -130,6 +134,7 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="direct encoder: current per unit pixel")
     model.add_argument("--max-rate", type=float, default=field_default(EncoderSpec, "max_rate_hz"),
                        help="poisson encoder: rate of a white pixel, Hz")
+    parser.train_parser, parser.model_flags = train, [a.dest for a in model._group_actions if a.dest != "preset"]
     pen = train.add_argument_group("penalty")
     pen.add_argument("--penalty", choices=list(PENALTIES), default=config("penalty"),
                      help="; ".join(f"{p.name}: {p.summary}" for p in PENALTIES.values()))
@@ -227,7 +232,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     set_threads(args.threads)
     info = dataset_info(args.dataset)
-    spec = _spec_from_args(args, info.input_shape, info.num_classes)
+    if args.preset:
+        from neuromorph.presets import get_preset
+
+        spec = get_preset(args.preset).spec(info.input_shape, info.num_classes)
+    else:
+        spec = _spec_from_args(args, info.input_shape, info.num_classes)
     config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)})
     log = log_stream(args)
 
@@ -300,10 +310,29 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _apply_preset(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                  argv: Sequence[str] | None) -> argparse.Namespace:
+    """``train --preset NAME``: the preset's dataset and recipe become the flags' defaults (flags given override
+    them); a model flag given beside a preset is refused, since the preset is the model."""
+    from neuromorph.presets import get_preset
+
+    preset = get_preset(args.preset)
+    train = parser.train_parser
+    changed = [dest for dest in parser.model_flags if getattr(args, dest) != train.get_default(dest)]
+    if changed:
+        flag = "--" + changed[0].replace("_", "-")
+        raise NeuromorphError(f"--preset {preset.name} sets the model: {flag} cannot change it (drop the preset to "
+                              "build your own)")
+    train.set_defaults(dataset=preset.dataset, **preset.settings)
+    return parser.parse_args(argv)
+
+
 def _run(argv: Sequence[str] | None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
     try:
+        if getattr(args, "preset", None):
+            args = _apply_preset(parser, args, argv)
         return args.handler(args)
     except NeuromorphError as error:  # one line, even where it quotes a name with a line break in it
         sys.stderr.write(f"neuromorph: error: {str(error).replace(chr(13), ' ').replace(chr(10), ' ')}\n")

@@ -153,7 +153,7 @@ def test_train_flag_defaults_are_the_dataclass_defaults():
                     max_rate=encoder.max_rate_hz, time_steps=model.time_steps, dt=model.dt_s,
                     channels=cnn["channels"], kernel=cnn["kernel_size"], padding=cnn["padding"], pool=cnn["pool"],
                     pool_mode=cnn["pool_mode"], batch_norm=Conv(1, 1).batch_norm)
-    cli_only = {"command", "handler", "model", "hidden", "out", "resume", "quiet", "json", "threads"}
+    cli_only = {"command", "handler", "model", "hidden", "out", "resume", "quiet", "json", "threads", "preset"}
     assert set(args) == set(expected) | cli_only  # a new flag needs its default's source here
     for dest, value in expected.items():
         assert args[dest] == value, dest

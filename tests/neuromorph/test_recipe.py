@@ -212,3 +212,50 @@ def test_recipe_flags_on_the_command_line(tmp_path):
     assert exported.returncode == 0, exported.stderr
     bad = run_cli("train", "--lr-schedule", "step", "--out", str(tmp_path / "x"))
     assert bad.returncode == 2 and "lr-schedule" in bad.stderr
+
+
+def test_every_preset_builds_for_its_dataset():
+    from neuromorph.data import dataset_info
+    from neuromorph.presets import PRESETS
+
+    for preset in PRESETS.values():
+        info = dataset_info(preset.dataset)
+        spec = preset.spec(info.input_shape, info.num_classes)
+        assert spec.num_classes == info.num_classes and ModelSpec.from_dict(spec.to_dict()) == spec
+        TrainConfig(dataset=preset.dataset, **preset.settings)  # the recipe is valid settings
+    vgg = PRESETS["vgg11"].spec((3, 32, 32), 10)
+    assert [type(layer).__name__ for layer in vgg.layers].count("Conv") == 8
+
+
+def test_vgg11_preset_trains_on_cifar10_format_data_and_exports(tmp_path):
+    """VGG11 from the command line on synthetic CIFAR-10 files in the real format, then NIR export (read back by
+    nir) and netx export, which refuses the folded BatchNorm's bias with one line."""
+    import nir
+
+    from tests.helpers import write_cifar_batches
+    from tests.neuromorph.test_cli import assert_one_line_error, run_cli
+
+    write_cifar_batches(tmp_path / "data" / "cifar-10-batches-py", per_batch=8)
+    out = tmp_path / "vgg"
+    result = run_cli("train", "--preset", "vgg11", "--data-root", str(tmp_path / "data"), "--epochs", "1",
+                     "--train-limit", "16", "--test-limit", "8", "--batch-size", "8", "--quiet", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    ckpt = load_checkpoint(out)
+    assert ckpt.spec.name == "vgg11" and ckpt.config.augment == "flip-crop" and ckpt.config.epochs == 1
+    exported = run_cli("export", str(out), "--format", "nir", "--out", str(tmp_path / "vgg.nir"))
+    assert exported.returncode == 0, exported.stderr
+    assert sum(type(n).__name__ == "Conv2d" for n in nir.read(tmp_path / "vgg.nir").nodes.values()) == 8
+    refused = run_cli("export", str(out), "--format", "netx", "--data-root", str(tmp_path / "data"), "--out",
+                      str(tmp_path / "vgg.net"))
+    assert_one_line_error(refused, 1, "bias")
+    assert not (tmp_path / "vgg.net").exists()
+
+
+def test_preset_flags():
+    from neuromorph.cli import main
+
+    assert main(["presets", "--json"]) == 0
+    assert main(["presets", "fashion-cnn"]) == 0
+    assert main(["presets", "resnet18"]) == 1
+    assert main(["train", "--preset", "fashion-cnn", "--channels", "8", "--out", "unused"]) == 1
+    assert main(["train", "--preset", "nope", "--out", "unused"]) == 1
