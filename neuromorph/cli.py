@@ -67,6 +67,7 @@ def _build_parser() -> argparse.ArgumentParser:
         ENCODER_KINDS,
         POOL_MODES,
         READOUT_REDUCTIONS,
+        SURROGATES,
         Conv,
         EncoderSpec,
         ModelSpec,
@@ -118,6 +119,11 @@ def _build_parser() -> argparse.ArgumentParser:
                        "a chip layer has no exact Loihi form: netx export and Loihi-exact training refuse it)")
     model.add_argument("--cell", choices=CELL_TYPES, default=field_default(NeuronSpec, "cell"),
                        help="Norse LIFCell or LIFBoxCell")
+    model.add_argument("--surrogate", choices=SURROGATES, default=field_default(NeuronSpec, "surrogate"),
+                       help="Norse threshold method (surrogate gradient); the compiled kernels run super, others "
+                       "run Norse's cell step by step")
+    model.add_argument("--alpha", type=float, default=field_default(NeuronSpec, "alpha"),
+                       help="surrogate sharpness (Norse 1.1.0's super ignores it)")
     model.add_argument("--time-steps", "-T", type=positive_int, default=field_default(ModelSpec, "time_steps"),
                        help="simulation steps T")
     model.add_argument("--dt", type=float, default=field_default(ModelSpec, "dt_s"), help="time step in seconds")
@@ -208,7 +214,7 @@ def _spec_from_args(args: argparse.Namespace, input_shape: tuple[int, ...], num_
     common: dict[str, Any] = dict(
         input_shape=input_shape, num_classes=num_classes, time_steps=args.time_steps, dt_s=args.dt,
         neuron=NeuronSpec(cell=args.cell, tau_mem_inv=args.tau_mem_inv, tau_syn_inv=args.tau_syn_inv,
-                          v_th=args.v_th),
+                          v_th=args.v_th, surrogate=args.surrogate, alpha=args.alpha),
         readout=ReadoutSpec(tau_mem_inv=args.tau_mem_inv, tau_syn_inv=args.tau_syn_inv, reduce=args.readout),
         encoder=EncoderSpec(kind=args.encoder, gain=args.gain, max_rate_hz=args.max_rate),
         batch_norm=args.batch_norm,

@@ -149,7 +149,8 @@ def test_train_flag_defaults_are_the_dataclass_defaults():
     cnn = {name: p.default for name, p in inspect.signature(cnn_spec).parameters.items()}
     expected = {f.name: getattr(config, f.name) for f in fields(TrainConfig) if f.name != "imported_from"}
     expected.update(cell=neuron.cell, tau_mem_inv=neuron.tau_mem_inv, tau_syn_inv=neuron.tau_syn_inv,
-                    v_th=neuron.v_th, readout=readout.reduce, encoder=encoder.kind, gain=encoder.gain,
+                    v_th=neuron.v_th, surrogate=neuron.surrogate, alpha=neuron.alpha,
+                    readout=readout.reduce, encoder=encoder.kind, gain=encoder.gain,
                     max_rate=encoder.max_rate_hz, time_steps=model.time_steps, dt=model.dt_s,
                     channels=cnn["channels"], kernel=cnn["kernel_size"], padding=cnn["padding"], pool=cnn["pool"],
                     pool_mode=cnn["pool_mode"], batch_norm=Conv(1, 1).batch_norm)
