@@ -52,7 +52,7 @@ ROWS = [
     Row("fast", "both", "base", (*FAST, "--lr", "3e-3")),
     Row("c32k3T8", "32c3-p2-64c3-p2 (padding 1), T 8", "fast", (*WIDE, "-T", "8", *FAST, "--lr", "3e-3")),
     Row("c32k3T4", "T 4", "c32k3T8", (*WIDE, "-T", "4", *FAST, "--lr", "3e-3")),
-    Row("c32k3T4box", "LIFBox cell (no synaptic current)", "c32k3T4",
+    Row("c32k3T4box", "LIFBox cell (the same as LIF at tau_syn_inv 1000), readout tau_syn_inv 200", "c32k3T4",
         (*WIDE, "-T", "4", "--cell", "lifbox", "--tau-mem-inv", "500", "--lr", "3e-3")),
     Row("T4bn", "BatchNorm (folded for export)", "c32k3T4", tuple(CHOSEN)),
     Row("T4bnlr1e2", "lr 1e-2", "T4bn", (*WIDE, "-T", "4", *FAST, "--lr", "1e-2", "--batch-norm")),
@@ -65,7 +65,7 @@ ROWS = [
         (*WIDE, "-T", "4", *FAST, "--lr", "3e-3", "--lr-schedule", "cosine")),
     Row("lif6", "6 epochs, full data, cosine", None, (*CHOSEN, "--lr-schedule", "cosine", "--epochs", "6"),
         "converge"),
-    Row("box6", "LIFBox cell", "lif6", (*CHOSEN, "--cell", "lifbox", "--lr-schedule", "cosine", "--epochs", "6"),
+    Row("lif6s1", "seed 1", "lif6", (*CHOSEN, "--lr-schedule", "cosine", "--epochs", "6", "--seed", "1"),
         "converge"),
 ]
 STAGES = {"screen": ["--epochs", "1", "--train-limit", "20000"], "converge": []}
