@@ -100,10 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-root", help="dataset folder (default: the CLI's)")
     args = parser.parse_args(argv)
     rows = [r for r in ROWS if (args.stage is None or r.stage == args.stage) and (not args.only or r.name in args.only)]
-    results = {}
     for row in rows:
-        results[row.name] = run_row(row, args.out, args.data_root)
-    done = {r.name: run_row(r, args.out, args.data_root) for r in ROWS if (args.out / r.name / "metrics.json").is_file()}
+        run_row(row, args.out, args.data_root)
+    done = {r.name: run_row(r, args.out, args.data_root) for r in ROWS
+            if (args.out / r.name / "metrics.json").is_file()}
     table = []
     for r in done.values():
         ref = done.get(r["against"]) if r["against"] else None
