@@ -44,7 +44,8 @@ EXIT_BROKEN_PIPE = 128 + 13  # killed by SIGPIPE, as Unix tools report a reader 
 # Modules that add a subcommand: each has `add_parser(subparsers)` which registers it and sets `handler`.
 # They must import nothing heavy at module level (no Lava, no lava-dl): handlers import what they need.
 COMMAND_MODULES: list[str] = [
-    "hw_models.energy_command", "hw_models.profiles_command", "export.cli", "export.simulate_command"]
+    "hw_models.energy_command", "hw_models.profiles_command", "export.cli", "export.simulate_command",
+    "neuromorph.sweep_command"]
 
 
 class _Parser(argparse.ArgumentParser):
