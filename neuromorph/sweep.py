@@ -30,6 +30,7 @@ import platform
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -240,7 +241,8 @@ def extra_seed_points(groups: Sequence[Group], extra_seeds: Sequence[int], withi
     base = baseline_group(groups)
     if base is None:
         raise NeuromorphError("extra seeds are chosen against the baseline: the grid needs the point none:0")
-    chosen = [g for g in groups if g is base or abs(100 * (g.mean[ACCURACY] - base.mean[ACCURACY])) <= within]
+    gap = [abs(100 * (g.mean[ACCURACY] - base.mean[ACCURACY])) for g in groups]  # inclusive, to rounding:
+    chosen = [g for g, points in zip(groups, gap, strict=True) if g is base or points <= within + 1e-9]
     return [Point(g.penalty, g.lam, g.power, seed) for g in chosen for seed in extra_seeds]
 
 
@@ -283,6 +285,20 @@ def _first_line(error: BaseException) -> str:
     return text if len(text) <= 240 else text[:237] + "..."
 
 
+SCHEMA_ATTEMPTS = 5
+# SQLAlchemy's driver for a URL that names none, where it is not the one requirements/base.txt installs
+DEFAULT_DRIVERS = {"postgresql": "psycopg2", "postgres": "psycopg2"}
+
+
+def with_driver(url: str) -> str:
+    """``postgresql://...`` as ``postgresql+psycopg2://...``: SQLAlchemy 2.1 would take psycopg 3, which is not
+    installed here; a URL that names its driver is left as it is."""
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme in DEFAULT_DRIVERS:
+        return f"postgresql+{DEFAULT_DRIVERS[scheme]}://{rest}"
+    return url
+
+
 def open_storage(url: str, heartbeat_s: int = 60, max_retry: int | None = 3):
     """An Optuna RDB storage at ``url`` whose running trials beat a heartbeat every ``heartbeat_s`` seconds; a trial
     silent for three intervals is failed and enqueued again (at most ``max_retry`` times). One clear error for a bad
@@ -290,31 +306,43 @@ def open_storage(url: str, heartbeat_s: int = 60, max_retry: int | None = 3):
     import warnings
 
     import optuna
-    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
     # the heartbeat is beaten by this module's workers (Heartbeat), not by Study.optimize: Optuna warns at every ask
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+    url = with_driver(url)
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-    try:
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_s, grace_period=3 * heartbeat_s,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry))
-    except (SQLAlchemyError, ImportError, ValueError, OSError) as error:
-        raise NeuromorphError(f"cannot open the study storage {redact(url)}: {_first_line(error)}") from None
+    for attempt in range(SCHEMA_ATTEMPTS):
+        try:
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_s, grace_period=3 * heartbeat_s,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry))
+        except SQLAlchemyError as error:
+            # workers that start together on an empty database all create Optuna's tables and version row: the
+            # losers of that race see "already exists" or a unique constraint fail, and find them there on a retry
+            if attempt + 1 < SCHEMA_ATTEMPTS and (isinstance(error, IntegrityError) or "already exists" in str(error)):
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            raise NeuromorphError(f"cannot open the study storage {redact(url)}: {_first_line(error)}") from None
+        except (ImportError, ValueError, OSError) as error:
+            cause = f" ({_first_line(error.__cause__)})" if error.__cause__ is not None else ""
+            raise NeuromorphError(f"cannot open the study storage {redact(url)}: {_first_line(error)}{cause}") from None
 
 
 class StudyLock:
     """A mutex held in the storage: a study named ``<name>.lock`` exists while a worker holds it (study names are
     unique, so creating one is atomic on every storage). A lock older than ``stale_s`` seconds belongs to a worker
-    that died inside it and is broken (deleted by its id, so a fresh lock is never deleted instead)."""
+    that died inside it and is broken. Each holder marks its lock with a token of its own and deletes only a lock
+    that still carries it (study ids are reused on SQLite, so an id does not name one lock)."""
 
     def __init__(self, storage, name: str, stale_s: float = 120.0, poll_s: float = 0.05):
         self.storage, self.name, self.stale_s, self.poll_s = storage, f"{name}.lock", stale_s, poll_s
+        self.token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
 
     def acquire(self, timeout_s: float | None = None) -> bool:
         from optuna.exceptions import DuplicatedStudyError
@@ -330,25 +358,32 @@ class StudyLock:
                     return False
                 time.sleep(self.poll_s)
                 continue
-            self.storage.set_study_user_attr(lock_id, "holder", f"{socket.gethostname()}:{os.getpid()}")
+            self.storage.set_study_user_attr(lock_id, "token", self.token)
             self.storage.set_study_user_attr(lock_id, "since", time.time())
-            self._id = lock_id
             return True
 
-    def _break_if_stale(self) -> None:
+    def _held(self) -> tuple[int, dict[str, Any]] | None:
         try:
             lock_id = self.storage.get_study_id_from_name(self.name)
-            since = self.storage.get_study_user_attrs(lock_id).get("since")
-            if since is not None and time.time() - since > self.stale_s:
-                self.storage.delete_study(lock_id)
+            return lock_id, self.storage.get_study_user_attrs(lock_id)
         except KeyError:  # released meanwhile
-            pass
+            return None
+
+    def _delete_if(self, token: str) -> None:
+        held = self._held()
+        if held is not None and held[1].get("token") == token:
+            try:
+                self.storage.delete_study(held[0])
+            except KeyError:
+                pass
+
+    def _break_if_stale(self) -> None:
+        held = self._held()
+        if held is not None and held[1].get("since") is not None and time.time() - held[1]["since"] > self.stale_s:
+            self._delete_if(held[1]["token"])
 
     def release(self) -> None:
-        try:
-            self.storage.delete_study(self._id)
-        except KeyError:  # broken as stale by another worker
-            pass
+        self._delete_if(self.token)  # a lock broken as stale meanwhile is another holder's now: left alone
 
     def __enter__(self) -> StudyLock:
         self.acquire()

@@ -138,6 +138,21 @@ def build_spec(args: argparse.Namespace):
     return cnn_spec(channels=tuple(args.sizes or (16, 32)), **common)
 
 
+def settings_from_args(args: argparse.Namespace, spec):
+    """The sweep's fixed settings (what its study records and checks) from the flags."""
+    from neuromorph.sweep import SweepSettings
+
+    return SweepSettings(
+        spec=spec.to_dict(), dataset=args.dataset, epochs=args.epochs or 5, batch_size=args.batch_size, lr=args.lr,
+        train_limit=args.train_limit, test_limit=args.test_limit, profile=args.profile, objective=args.objective,
+        mode=args.search or "grid", penalties=tuple(args.penalties) if args.search else (),
+        lam_range=tuple(args.lam_range) if args.search else ())
+
+
+def study_name(args: argparse.Namespace) -> str:
+    return args.study_name or Path(args.out).absolute().name
+
+
 def run(args: argparse.Namespace, title: str | None = None) -> int:
     """Run a worker of the sweep the flags describe, then report from the study (table, results.json, plot)."""
     from sqlalchemy.exc import SQLAlchemyError
@@ -196,14 +211,10 @@ def _run(args: argparse.Namespace, url: str, title: str | None) -> int:
 
     resolve_profiles([args.profile])  # a bad profile is refused before any training
     spec = build_spec(args)
-    epochs = args.epochs or 5
-    settings = sweep.SweepSettings(
-        spec=spec.to_dict(), dataset=args.dataset, epochs=epochs, batch_size=args.batch_size, lr=args.lr,
-        train_limit=args.train_limit, test_limit=args.test_limit, profile=args.profile, objective=args.objective,
-        mode=args.search or "grid", penalties=tuple(args.penalties) if args.search else (),
-        lam_range=tuple(args.lam_range) if args.search else ())
+    settings = settings_from_args(args, spec)
+    epochs = settings.epochs
     plan = _plan(args, settings, sweep.mean_fan_out(spec))
-    name = args.study_name or Path(args.out).absolute().name
+    name = study_name(args)
     storage = sweep.open_storage(url, heartbeat_s=args.heartbeat)
     study = sweep.open_study(storage, name, settings)
     train_split = load_split(args.dataset, True, args.data_root, args.train_limit)
