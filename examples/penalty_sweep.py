@@ -35,9 +35,9 @@ import argparse
 import sys
 from dataclasses import dataclass
 
+from hw_models.sweep_command import add_sweep_arguments, build_spec, parse_point, run
 from neuromorph.errors import NeuromorphError
 from neuromorph.sweep import mean_fan_out, scaled_lambda
-from neuromorph.sweep_command import add_sweep_arguments, build_spec, parse_point, run
 
 
 @dataclass(frozen=True)

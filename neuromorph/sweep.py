@@ -580,11 +580,14 @@ def run_worker(study, plan: Plan, run_point: RunPoint, out: Path, machine: dict[
 
 # --- Shell: training a point, and the report drawn from the study ---------------------------------------------------
 
-def point_trainer(spec, settings: SweepSettings, train_split, test_split, device: str, data_root: str | None = None,
-                  log: Callable[[str], None] = print) -> RunPoint:
+Price = Callable[[Any, Point], dict[str, Any]]  # (trained SpikingNet, point) -> energy_j, dynamic_j, static_j, ...
+
+
+def point_trainer(spec, settings: SweepSettings, train_split, test_split, device: str, price: Price,
+                  data_root: str | None = None, log: Callable[[str], None] = print) -> RunPoint:
     """``run_point`` for :func:`run_worker`: train the point (resuming from the folder's checkpoint after its last
-    finished epoch) and price it on the settings' device profile with hw_models' cost model."""
-    from hw_models.energy_report import energy_report
+    finished epoch) and ``price`` it (the caller's cost model: hw_models.sweep_command prices on the settings'
+    device profile; training imports no pricing)."""
     from neuromorph.checkpoint import CHECKPOINT_NAME
     from neuromorph.config import TrainConfig
     from neuromorph.training import train
@@ -603,14 +606,11 @@ def point_trainer(spec, settings: SweepSettings, train_split, test_split, device
 
         run = train(spec, config, out_dir=folder, progress=False, train_split=train_split, test_split=test_split,
                     on_epoch=on_epoch, resume=(folder / CHECKPOINT_NAME).is_file())
-        estimate = energy_report(run.model, dataset=settings.dataset, profiles=[settings.profile], split=test_split,
-                                 device=device, seed=point.seed).estimates[0]
         final = run.final
         return {ACCURACY: final[ACCURACY], "test_loss": final["test_loss"],
                 "synops_per_sample": final["synops_per_sample"], "spikes_per_sample": final["spikes_per_sample"],
-                "energy_j": estimate.total_j, "dynamic_j": estimate.dynamic_j, "static_j": estimate.static_j,
-                "ann_j": estimate.ann.energy_j, "profile": settings.profile, "epochs": final["epoch"],
-                "epochs_trained": len(trained), "resumed_from_epoch": final["epoch"] - len(trained)}
+                **price(run.model, point), "epochs": final["epoch"], "epochs_trained": len(trained),
+                "resumed_from_epoch": final["epoch"] - len(trained)}
 
     return run_point
 

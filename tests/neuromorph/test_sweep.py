@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from hw_models.sweep_command import add_sweep_arguments, build_spec, pricer, settings_from_args, study_name
 from neuromorph import sweep
 from neuromorph.cli import main
-from neuromorph.sweep_command import add_sweep_arguments, build_spec, settings_from_args, study_name
 
 ROOT = Path(__file__).resolve().parents[2]
 POINTS = ["none:0", "spikes:1e-4", "synaptic:1e-5", "synaptic:2e-5:2"]
@@ -223,7 +223,8 @@ def test_a_killed_workers_trial_is_retried_from_its_checkpoint(data_root, tmp_pa
     from neuromorph.data import load_split
 
     splits = [load_split("mnist", train, str(data_root)) for train in (True, False)]
-    sweep.point_trainer(spec, replace(settings, epochs=1), *splits, "cpu", log=lambda _: None)(
+    sweep.point_trainer(spec, replace(settings, epochs=1), *splits, "cpu",
+                        pricer("mnist", "loihi1", splits[1], "cpu"), log=lambda _: None)(
         point, out / "trials" / trial.user_attrs["folder"])
     assert study.get_trials()[0].state.name == "RUNNING"
     time.sleep(3.5)  # the grace period is 3 heartbeats

@@ -1,14 +1,15 @@
 """``neuromorph sweep``: a grid of (penalty, lambda, p, seed) points or a multi-objective search, as an Optuna study
-that any number of workers share (neuromorph.sweep).
+that any number of workers share (neuromorph.sweep), each point priced on a device profile.
 
-Registered through ``neuromorph.cli.COMMAND_MODULES``; ``examples/penalty_sweep.py`` adds the paper's presets to the
-same flags. Imports nothing heavy until it runs.
+It lives here, above both the trainer and the cost model (neuromorph imports no pricing): it hands
+:func:`neuromorph.sweep.point_trainer` the pricing function. Registered through
+``neuromorph.cli.COMMAND_MODULES``; ``examples/penalty_sweep.py`` adds the paper's presets to the same flags.
+Imports nothing heavy until it runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from neuromorph.command_line import (
     emit,
     log_stream,
     output_folder,
+    positive_float,
     positive_int,
 )
 from neuromorph.errors import NeuromorphError
@@ -49,16 +51,6 @@ def search_penalty(text: str) -> str:
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected PENALTY[:P] with P > 0, got {text!r}") from None
     return text
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
 
 
 def add_sweep_arguments(parser: argparse.ArgumentParser, out_required: bool = True) -> None:
@@ -153,6 +145,19 @@ def study_name(args: argparse.Namespace) -> str:
     return args.study_name or Path(args.out).absolute().name
 
 
+def pricer(dataset: str, profile: str, test_split, device: str):
+    """Energy per inference of a trained point on ``profile`` (hw_models' cost model, on the test split)."""
+    from hw_models.energy_report import energy_report
+
+    def price(model, point) -> dict[str, Any]:
+        estimate = energy_report(model, dataset=dataset, profiles=[profile], split=test_split, device=device,
+                                 seed=point.seed).estimates[0]
+        return {"energy_j": estimate.total_j, "dynamic_j": estimate.dynamic_j, "static_j": estimate.static_j,
+                "ann_j": estimate.ann.energy_j, "profile": profile}
+
+    return price
+
+
 def run(args: argparse.Namespace, title: str | None = None) -> int:
     """Run a worker of the sweep the flags describe, then report from the study (table, results.json, plot)."""
     from sqlalchemy.exc import SQLAlchemyError
@@ -223,7 +228,8 @@ def _run(args: argparse.Namespace, url: str, title: str | None) -> int:
     log(f"{spec.name} on {args.dataset}: study {name!r} in {sweep.redact(url)}, "
         + (f"{len(plan.points)} grid point(s)" if not args.search else f"{args.search} search of {args.trials} trials")
         + f", {epochs} epochs each, {len(train_split)} training / {len(test_split)} test images")
-    run_point = sweep.point_trainer(spec, settings, train_split, test_split, device, args.data_root, log)
+    run_point = sweep.point_trainer(spec, settings, train_split, test_split, device,
+                                    pricer(args.dataset, args.profile, test_split, device), args.data_root, log)
     ran = sweep.run_worker(study, plan, run_point, out, sweep.machine_info(device), log)
     log(f"this worker ran {ran} trial(s)")
 
