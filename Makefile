@@ -25,7 +25,9 @@ $(STAMP): $(REQUIREMENTS) neuromorph/lava_compat.py neuromorph/csrc/neurons.cpp
 demo: venv
 	$(BIN)/python examples/demo.py --out runs/demo
 
+# the PostgreSQL server that tests/neuromorph/test_sweep.py starts (installed with apt-get where it is missing)
 test: venv
+	sh .ci/ensure-postgresql
 	$(BIN)/python -m pytest
 
 lint: venv

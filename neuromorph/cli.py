@@ -45,7 +45,7 @@ EXIT_BROKEN_PIPE = 128 + 13  # killed by SIGPIPE, as Unix tools report a reader 
 # They must import nothing heavy at module level (no Lava, no lava-dl): handlers import what they need.
 COMMAND_MODULES: list[str] = [
     "hw_models.energy_command", "hw_models.profiles_command", "export.cli", "export.simulate_command",
-    "neuromorph.presets_command"]
+    "neuromorph.presets_command", "hw_models.sweep_command"]
 
 
 class _Parser(argparse.ArgumentParser):
