@@ -62,12 +62,15 @@ def add_sweep_arguments(parser: argparse.ArgumentParser, out_required: bool = Tr
     data.add_argument("--dataset", choices=list(DATASETS), default="mnist", help="dataset")
     data.add_argument("--data-root", metavar="DIR", help="folder holding the datasets (as for neuromorph train)")
     data.add_argument("--model", choices=["mlp", "cnn"], default="mlp", help="architecture")
+    data.add_argument("--preset", metavar="NAME",
+                      help="a network of neuromorph presets with its recipe (its dataset, model, T, epochs, lr, "
+                      "schedule, batch size, weight decay, augmentation; --epochs, --lr, --batch-size override)")
     data.add_argument("--sizes", type=positive_int, nargs="+",
                       help="hidden sizes (mlp, default 400) or conv channels (cnn, default 16 32)")
-    data.add_argument("--time-steps", type=positive_int, default=16, help="simulation steps T")
+    data.add_argument("--time-steps", type=positive_int, help="simulation steps T (default 16)")
     data.add_argument("--epochs", type=positive_int, help="epochs per point (default 5)")
-    data.add_argument("--batch-size", type=positive_int, default=128, help="batch size")
-    data.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate")
+    data.add_argument("--batch-size", type=positive_int, help="batch size (default 128)")
+    data.add_argument("--lr", type=positive_float, help="Adam learning rate (default 1e-3)")
     data.add_argument("--train-limit", type=positive_int, metavar="N", help="train on the first N samples only")
     data.add_argument("--test-limit", type=positive_int, metavar="N", help="evaluate on the first N test samples")
     data.add_argument("--profile", default="loihi1", help="device profile for the energy column and objective")
@@ -118,13 +121,37 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(handler=run)
 
 
+# TrainConfig settings a preset's recipe may hold that the sweep's own flags set
+FLAG_SETTINGS = ("epochs", "lr", "batch_size")
+
+
+def apply_preset(args: argparse.Namespace) -> None:
+    """``--preset NAME``: the preset's dataset, and its recipe where the flags left a setting unset; the preset's
+    own model flags are refused beside it (the preset is the model)."""
+    if not getattr(args, "preset", None):
+        return
+    from neuromorph.presets import get_preset
+
+    preset = get_preset(args.preset)
+    if args.sizes or args.time_steps:
+        raise NeuromorphError(f"--preset {preset.name} sets the model: drop --sizes and --time-steps")
+    args.dataset = preset.dataset
+    for name in FLAG_SETTINGS:
+        if getattr(args, name) is None and name in preset.settings:
+            setattr(args, name, preset.settings[name])
+
+
 def build_spec(args: argparse.Namespace):
     from neuromorph.data import dataset_info
     from neuromorph.spec import cnn_spec, mlp_spec
 
     info = dataset_info(args.dataset)
+    if getattr(args, "preset", None):
+        from neuromorph.presets import get_preset
+
+        return get_preset(args.preset).spec(info.input_shape, info.num_classes)
     common: dict[str, Any] = dict(input_shape=info.input_shape, num_classes=info.num_classes,
-                                  time_steps=args.time_steps)
+                                  time_steps=args.time_steps or 16)
     if args.model == "mlp":
         return mlp_spec(hidden=tuple(args.sizes or (400,)), **common)
     return cnn_spec(channels=tuple(args.sizes or (16, 32)), **common)
@@ -134,8 +161,14 @@ def settings_from_args(args: argparse.Namespace, spec):
     """The sweep's fixed settings (what its study records and checks) from the flags."""
     from neuromorph.sweep import SweepSettings
 
+    recipe = {}
+    if getattr(args, "preset", None):
+        from neuromorph.presets import get_preset
+
+        recipe = {k: v for k, v in get_preset(args.preset).settings.items() if k not in FLAG_SETTINGS}
     return SweepSettings(
-        spec=spec.to_dict(), dataset=args.dataset, epochs=args.epochs or 5, batch_size=args.batch_size, lr=args.lr,
+        spec=spec.to_dict(), dataset=args.dataset, epochs=args.epochs or 5, batch_size=args.batch_size or 128,
+        lr=args.lr or 1e-3, recipe=recipe,
         train_limit=args.train_limit, test_limit=args.test_limit, profile=args.profile, objective=args.objective,
         mode=args.search or "grid", penalties=tuple(args.penalties) if args.search else (),
         lam_range=tuple(args.lam_range) if args.search else ())
@@ -199,6 +232,25 @@ def _plan(args: argparse.Namespace, settings, fan_out: float):
                 extra_within=args.extra_seeds_within)
 
 
+def budget_line(spec, settings, plan, train_samples: int, test_samples: int) -> str:
+    """The grid's compute budget, estimated before it starts from a few training steps measured here
+    (:mod:`neuromorph.budget`; random images, so real data's spike rates may move it either way)."""
+    from neuromorph.budget import estimate_grid, estimate_run, measure_step_seconds
+    from neuromorph.config import TrainConfig
+
+    config = TrainConfig(dataset=settings.dataset, batch_size=settings.batch_size, lr=settings.lr,
+                         penalty="synaptic", lam=1e-9, **settings.recipe)
+    timing = measure_step_seconds(spec, config, steps=3, warmup=1)
+    run = estimate_run(timing, settings.epochs, train_samples, test_samples)
+    count = len(plan.points) if plan.trials is None else plan.trials
+    extra = ""
+    if plan.extra_within is not None and plan.extra_seeds:
+        extra = f" (+ {run.seconds / 3600:.2f} h per extra seed of a point near the baseline)"
+    return (f"budget: {count} run(s) x {run.seconds / 60:.1f} min = {estimate_grid([run] * count):.2f} CPU hours "
+            f"estimated from {timing.train_seconds_per_sample * 1e3:.2f} ms per training sample with "
+            f"{timing.threads} thread(s) here{extra}")
+
+
 def _run(args: argparse.Namespace, url: str, title: str | None) -> int:
     from neuromorph import sweep
     from neuromorph.data import load_split
@@ -215,6 +267,7 @@ def _run(args: argparse.Namespace, url: str, title: str | None) -> int:
     from hw_models.energy_report import resolve_profiles
 
     resolve_profiles([args.profile])  # a bad profile is refused before any training
+    apply_preset(args)
     spec = build_spec(args)
     settings = settings_from_args(args, spec)
     epochs = settings.epochs
@@ -228,6 +281,7 @@ def _run(args: argparse.Namespace, url: str, title: str | None) -> int:
     log(f"{spec.name} on {args.dataset}: study {name!r} in {sweep.redact(url)}, "
         + (f"{len(plan.points)} grid point(s)" if not args.search else f"{args.search} search of {args.trials} trials")
         + f", {epochs} epochs each, {len(train_split)} training / {len(test_split)} test images")
+    log(budget_line(spec, settings, plan, len(train_split), len(test_split)))
     run_point = sweep.point_trainer(spec, settings, train_split, test_split, device,
                                     pricer(args.dataset, args.profile, test_split, device), args.data_root, log)
     ran = sweep.run_worker(study, plan, run_point, out, sweep.machine_info(device), log)
@@ -244,7 +298,7 @@ def _run(args: argparse.Namespace, url: str, title: str | None) -> int:
     sweep.plot_pareto(groups, out / sweep.PLOT_FILE, f"{title}: accuracy against cost", args.profile)
     failed = [t for t in study.get_trials(deepcopy=False)
               if t.state.name == "FAIL" and "error" in t.user_attrs and t.user_attrs["key"] not in records]
-    text = sweep.report_text(groups, args.profile, f"\n{title}, {epochs} epochs, T={args.time_steps}, "
+    text = sweep.report_text(groups, args.profile, f"\n{title}, {epochs} epochs, T={spec.time_steps}, "
                                                    f"{len(train_split)} training / {len(test_split)} test images")
     text += "".join(f"\nfailed: trial {t.number} {t.user_attrs['key']}: {t.user_attrs['error']}" for t in failed)
     if args.search:

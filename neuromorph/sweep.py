@@ -135,6 +135,7 @@ class SweepSettings:
     mode: str = "grid"
     penalties: tuple[str, ...] = ()
     lam_range: tuple[float, ...] = ()
+    recipe: dict[str, Any] = field(default_factory=dict)  # further TrainConfig settings (lr_schedule, augment, ...)
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -596,7 +597,7 @@ def point_trainer(spec, settings: SweepSettings, train_split, test_split, device
         config = TrainConfig(dataset=settings.dataset, data_root=data_root, epochs=settings.epochs,
                              batch_size=settings.batch_size, lr=settings.lr, seed=point.seed, penalty=point.penalty,
                              lam=point.lam, power=point.power, train_limit=settings.train_limit,
-                             test_limit=settings.test_limit, device=device)
+                             test_limit=settings.test_limit, device=device, **settings.recipe)
         trained: list[int] = []
 
         def on_epoch(record: dict[str, Any]) -> None:
