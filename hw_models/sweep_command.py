@@ -102,6 +102,9 @@ def add_sweep_arguments(parser: argparse.ArgumentParser, out_required: bool = Tr
                        help="Optuna storage shared by the workers: sqlite:///FILE, postgresql://USER@HOST/DB, "
                             "mysql://... (default: sqlite in OUT/study.db)")
     study.add_argument("--study-name", help="study name in the storage (default: the name of the --out folder)")
+    study.add_argument("--report-only", action="store_true",
+                       help="train nothing: draw the table, results.json and plot from the study as it stands "
+                       "(while workers run)")
     study.add_argument("--heartbeat", type=positive_int, default=60, metavar="S",
                        help="seconds between a running trial's heartbeats; one silent for 3 beats is retried")
     parser.add_argument("--out", required=out_required, type=output_folder, metavar="DIR",
@@ -281,11 +284,12 @@ def _run(args: argparse.Namespace, url: str, title: str | None) -> int:
     log(f"{spec.name} on {args.dataset}: study {name!r} in {sweep.redact(url)}, "
         + (f"{len(plan.points)} grid point(s)" if not args.search else f"{args.search} search of {args.trials} trials")
         + f", {epochs} epochs each, {len(train_split)} training / {len(test_split)} test images")
-    log(budget_line(spec, settings, plan, len(train_split), len(test_split)))
-    run_point = sweep.point_trainer(spec, settings, train_split, test_split, device,
-                                    pricer(args.dataset, args.profile, test_split, device), args.data_root, log)
-    ran = sweep.run_worker(study, plan, run_point, out, sweep.machine_info(device), log)
-    log(f"this worker ran {ran} trial(s)")
+    if not args.report_only:
+        log(budget_line(spec, settings, plan, len(train_split), len(test_split)))
+        run_point = sweep.point_trainer(spec, settings, train_split, test_split, device,
+                                        pricer(args.dataset, args.profile, test_split, device), args.data_root, log)
+        ran = sweep.run_worker(study, plan, run_point, out, sweep.machine_info(device), log)
+        log(f"this worker ran {ran} trial(s)")
 
     records = sweep.study_records(study)
     if not records:

@@ -337,7 +337,7 @@ def _run(argv: Sequence[str] | None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
     try:
-        if getattr(args, "preset", None):
+        if args.command == "train" and args.preset:
             args = _apply_preset(parser, args, argv)
         return args.handler(args)
     except NeuromorphError as error:  # one line, even where it quotes a name with a line break in it

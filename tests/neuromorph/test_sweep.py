@@ -338,3 +338,27 @@ def test_two_workers_share_a_study_on_a_postgresql_server(data_root, tmp_path, p
     check_each_point_ran_once(outputs, load_study(out, postgres_url, "paper"))
     assert not (out / sweep.STUDY_FILE).exists()
     assert json.loads((out / "results.json").read_text())["storage"] == postgres_url
+
+
+def test_report_only_trains_nothing_and_reports_the_study(data_root, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(tiny(data_root, out, "--points", "none:0")) == 0
+    capsys.readouterr()
+    assert main(tiny(data_root, out, "--points", "none:0", "synaptic:1e-5", "--report-only", "--json")) == 0
+    captured = capsys.readouterr()
+    assert not trained(captured.err + captured.out) and "budget:" not in captured.err
+    assert [g["penalty"] for g in json.loads(captured.out)["groups"]] == ["none"]
+
+
+def test_a_preset_sweep_records_its_recipe_and_refuses_model_flags(data_root, tmp_path, capsys):
+    out = tmp_path / "preset"
+    flags = ["sweep", "--preset", "mnist-mlp", "--data-root", str(data_root), "--epochs", "1", "--device", "cpu",
+             "--threads", "1", "--points", "none:0", "--out", str(out)]
+    assert main(flags) == 0
+    printed = capsys.readouterr()
+    assert "budget: 1 run(s) x" in printed.out + printed.err
+    settings = load_study(out).user_attrs["settings"]
+    assert settings["recipe"] == {"lr_schedule": "cosine"} and settings["lr"] == 3e-3
+    assert settings["spec"]["name"] == "mnist-mlp"
+    assert main([*flags, "--sizes", "8"]) == 1
+    assert "sets the model" in capsys.readouterr().err
