@@ -250,7 +250,14 @@ def energy_report(
     split = check_images(split, model.spec, dataset if named else None)
     counts = measure_activity(model, split, samples, batch_size, resolve_device(device), seed, progress)
     on_chip = input_delivery == "encoder" and counts.input_nonzero is not None
-    mappings = {name: map_cores(model.spec, limits, input_on_chip=on_chip) for name, limits in CORE_LIMITS.items()}
+    mappings = {}
+    needed = {p.cores for p in chosen if p.cores}
+    for name, limits in CORE_LIMITS.items():  # every chip's mapping is shown; only a priced chip's must fit
+        try:
+            mappings[name] = map_cores(model.spec, limits, input_on_chip=on_chip)
+        except NeuromorphError:
+            if name in needed:
+                raise
     estimates = [estimate_energy(model.spec, counts, p, mappings.get(p.cores) if p.cores else None,
                                  input_delivery=input_delivery, static_scope=static_scope) for p in chosen]
     used = {p.name: p for p in chosen}

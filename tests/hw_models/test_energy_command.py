@@ -154,3 +154,22 @@ def test_python_api_one_call():
                                        "hops"}
     assert encoder.to_dict()["mappings"]["loihi1"]["placement"][0]["layer"] == "input"
     assert "cores at" in encoder.text() and "per-core work" in encoder.text()
+
+
+def test_a_network_too_wide_for_loihi1_is_still_priced_on_other_profiles():
+    """5,000 inputs to the readout exceed a Loihi 1 core's input axons: the loihi1 mapping is left out of a report
+    that does not price on loihi1, and refused with one line where it does."""
+    import pytest
+
+    from hw_models.energy_report import energy_report
+    from neuromorph.errors import NeuromorphError
+    from neuromorph.models import build_model
+    from neuromorph.spec import mlp_spec
+    from tests.helpers import synthetic_split
+
+    model = build_model(mlp_spec(input_shape=(1, 8, 8), hidden=(5000,), num_classes=4, time_steps=2))
+    split = synthetic_split(8)
+    report = energy_report(model, profiles=["ann45nm"], split=split)
+    assert "loihi1" not in report.mappings and report.estimates[0].total_j > 0
+    with pytest.raises(NeuromorphError, match="does not fit on loihi1"):
+        energy_report(model, profiles=["loihi1"], split=split)
