@@ -227,7 +227,10 @@ def test_a_killed_workers_trial_is_retried_from_its_checkpoint(data_root, tmp_pa
                         pricer("mnist", "loihi1", splits[1], "cpu"), log=lambda _: None)(
         point, out / "trials" / trial.user_attrs["folder"])
     assert study.get_trials()[0].state.name == "RUNNING"
-    time.sleep(3.5)  # the grace period is 3 heartbeats
+    deadline = time.monotonic() + 30  # the grace period is 3 heartbeats; wait until the storage calls it stale
+    while trial._trial_id not in storage._get_stale_trial_ids(study._study_id):
+        assert time.monotonic() < deadline, "the killed worker's trial never became stale"
+        time.sleep(0.5)
 
     assert main(flags) == 0
     printed = capsys.readouterr().out
