@@ -110,8 +110,8 @@ def test_batch_norm_folds_exactly(tmp_path):
     assert all(not getattr(layer, "batch_norm", False) for layer in folded.spec.layers)
     x = encode(split.images[:64].float() / 255, model.spec, torch.Generator().manual_seed(0))
     with torch.no_grad():
+        h = x
         for block, flat in zip(model.blocks[:-1], folded.blocks[:-1], strict=True):
-            h = x if block is model.blocks[0] else h  # noqa: F821 - set below
             a, b = block.currents(h), flat.currents(h)
             assert torch.allclose(a, b, rtol=1e-5, atol=1e-5)
             h, _, _ = block.integrate(a)
