@@ -150,13 +150,14 @@ class _CubaFixedPoint(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, a_in, i_decay, v_decay, v_th_mant, scale, spiking, fp):
+    def forward(ctx, a_in, i_decay, v_decay, v_th_mant, scale, spiking, fp, steps):
         limit = 2 ** (fp.state_bits - 1)
         threshold_int = float(v_th_mant << fp.threshold_shift)
         k_u, k_v = (fp.decay_unit - i_decay) / fp.decay_unit, (fp.decay_unit - v_decay) / fp.decay_unit
         ctx.settings = (k_u, k_v, threshold_int, volt_units(scale, fp), spiking, float(2**fp.input_shift))
         ctx.compiled = compiled = _compiled_cuba(a_in)
-        ctx.shape = a_in.shape
+        ctx.shape = a_in.shape  # [1, ...] for an input the same at every step: its gradient summed over them
+        a_in = a_in.expand(steps, *a_in.shape[1:])
         if compiled is not None:  # the same operations in C++ (neuromorph/csrc/neurons.cpp): the same values
             flat = neuron_contiguous(a_in.reshape(a_in.shape[0], -1))
             pre, spikes, voltages, idle = compiled.cuba_forward(flat, k_u, k_v, threshold_int,
@@ -196,8 +197,9 @@ class _CubaFixedPoint(torch.autograd.Function):
             g_spikes = (torch.zeros_like(pre) if grad_spikes is None
                         else grad_spikes.reshape(steps, -1).contiguous())
             g_volts = None if grad_voltages is None or spiking else grad_voltages.reshape(steps, -1).contiguous()
-            grad = ctx.compiled.cuba_backward(g_spikes, g_volts, pre, k_u, k_v, threshold_int, volts, gain, spiking)
-            return grad.view(ctx.shape), None, None, None, None, None, None
+            grad = ctx.compiled.cuba_backward(g_spikes, g_volts, pre, k_u, k_v, threshold_int, volts, gain, spiking,
+                                              ctx.shape[0] == 1)
+            return grad.view(ctx.shape), None, None, None, None, None, None, None
         pre, spikes = ctx.saved_tensors
         grad_in = torch.empty_like(pre)
         d_v = torch.zeros_like(pre[0])
@@ -210,7 +212,9 @@ class _CubaFixedPoint(torch.autograd.Function):
                 d_v = d_v + (grad_spikes[t] - n * pre[t]) * s / volts
             d_u = d_v + k_u * d_u
             grad_in[t] = gain * d_u
-        return grad_in, None, None, None, None, None, None
+        if ctx.shape[0] == 1:
+            grad_in = grad_in.sum(dim=0, keepdim=True)
+        return grad_in, None, None, None, None, None, None, None
 
 
 def _compiled_cuba(a_in: torch.Tensor):
@@ -233,14 +237,17 @@ def cuba_fixed_point_fused(a_in: torch.Tensor, i_decay: int, v_decay: int, v_th_
 
 
 def cuba_fixed_point_counting(a_in: torch.Tensor, i_decay: int, v_decay: int, v_th_mant: int, scale: float,
-                              surrogate: tuple[str, float] | None, fp: LoihiFixedPoint = LOIHI_FIXED_POINT
-                              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+                              surrogate: tuple[str, float] | None, fp: LoihiFixedPoint = LOIHI_FIXED_POINT,
+                              steps: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """:func:`cuba_fixed_point_fused`, and each compartment's idle steps ``[B, ...]`` where the compiled kernel
-    counted them in its pass (None otherwise: nothing is run twice to count them)."""
+    counted them in its pass (None otherwise: nothing is run twice to count them). ``steps``: ``a_in`` is
+    ``[1, B, ...]``, the same input at each of ``steps`` steps (its gradient summed over them in the kernel)."""
+    steps = a_in.shape[0] if steps is None else steps
     if surrogate is not None and surrogate[0] != "super":
-        return (*cuba_fixed_point(a_in, i_decay, v_decay, v_th_mant, scale, surrogate, fp), None)
+        return (*cuba_fixed_point(a_in.expand(steps, *a_in.shape[1:]), i_decay, v_decay, v_th_mant, scale, surrogate,
+                                  fp), None)
     spikes, voltages, counted = _CubaFixedPoint.apply(a_in, i_decay, v_decay, v_th_mant, scale, surrogate is not None,
-                                                      fp)
+                                                      fp, steps)
     return spikes, voltages, None if counted.numel() == 0 else counted
 
 

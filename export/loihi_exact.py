@@ -54,11 +54,10 @@ __all__ = ["cuba_fixed_point", "fixed_point_forward", "grid_weights", "straight_
 
 def _per_step(h: torch.Tensor, apply) -> torch.Tensor:
     """``apply`` on ``h`` ``[T, B, *in]`` with time folded into the batch; computed once when ``h`` is constant over
-    time (as the direct encoder makes it)."""
+    time (as the direct encoder makes it), and then returned as ``[1, B, *out]``: the same at every step."""
     steps, batch = h.shape[:2]
     if h.stride(0) == 0:
-        out = apply(h[0])
-        return out.unsqueeze(0).expand(steps, *out.shape)
+        return apply(h[0]).unsqueeze(0)
     out = apply(h.reshape(steps * batch, *h.shape[2:]))
     return out.reshape(steps, batch, *out.shape[1:])
 
@@ -86,22 +85,24 @@ def fixed_point_forward(model, x: torch.Tensor, fp: LoihiFixedPoint = LOIHI_FIXE
         geometry = replace(layer, stride=stride, padding=padding)
         if layer.on_host:
             bias = None if module.synapse.bias is None else layer.a * module.synapse.bias.double() * scale
-            a_in = round_host_current(_per_step(
-                h, lambda flat, g=geometry, w=scaled, c=bias: host_current(g, w, c, flat)), fp)
+            a_in = _per_step(h, lambda flat, g=geometry, w=scaled, c=bias: round_host_current(
+                host_current(g, w, c, flat), fp))  # rounded before a constant input is expanded over time
         else:
             quantized = straight_through(scaled, even_grid(scaled.detach(), fp))
             synaptic_sum = SYNAPTIC_SUMS[layer.synapse_kind].torch
             a_in = _per_step(h, lambda flat, q=quantized, g=geometry, s=synaptic_sum: s(g, q, flat, fp))
         neuron = None if layer.readout else surrogate
+        every_step = a_in.expand(x.shape[0], *a_in.shape[1:])  # [T, B, ...] (a view of a time-constant input)
         if idle is not None:  # asked for: counted whichever arithmetic runs
             idle.append(torch.zeros(a_in.shape[2:], dtype=torch.float64, device=a_in.device))
             cuba = cuba_fixed_point_fused if kernels_enabled() else cuba_fixed_point  # the same arithmetic
-            z, v = cuba(a_in, i_decay, v_decay, v_th_mant, scale, neuron, fp, idle=idle[-1])
+            z, v = cuba(every_step, i_decay, v_decay, v_th_mant, scale, neuron, fp, idle=idle[-1])
         elif kernels_enabled():  # the compiled kernel counts them in its pass, for the energy report
-            z, v, counted = cuba_fixed_point_counting(a_in, i_decay, v_decay, v_th_mant, scale, neuron, fp)
+            z, v, counted = cuba_fixed_point_counting(a_in, i_decay, v_decay, v_th_mant, scale, neuron, fp,
+                                                      steps=x.shape[0])
             quiet.append(counted)
         else:
-            z, v = cuba_fixed_point(a_in, i_decay, v_decay, v_th_mant, scale, neuron, fp)
+            z, v = cuba_fixed_point(every_step, i_decay, v_decay, v_th_mant, scale, neuron, fp)
             quiet.append(None)
         if layer.readout:
             voltages = v / volt_units(scale, fp)

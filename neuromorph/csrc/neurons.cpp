@@ -201,13 +201,17 @@ void cuba_forward_block(const double* a_in, int64_t a_step, double* pre, double*
 }
 
 // g_volts may be null (the voltage output was not used: a hidden layer); the spikes are recomputed from pre.
+// kSum: the input was the same at every step (a time-constant input broadcast over T), and g_in [N] gets its
+// gradient summed over the steps (in reverse time order) instead of [T, N] written and summed again by autograd.
+template <bool kSum>
 void cuba_backward_block(const double* g_spikes, const double* g_volts, const double* pre, double* g_in, int64_t n,
                          int64_t begin, int64_t end, int64_t steps, double k_u, double k_v, double threshold,
                          double volts, double gain, bool spiking) {
   const int64_t k = end - begin;
-  std::vector<double> dv_buf(k, 0.0), du_buf(k, 0.0);
+  std::vector<double> dv_buf(k, 0.0), du_buf(k, 0.0), sum_buf(kSum ? k : 0, 0.0);
   double* __restrict__ d_v = dv_buf.data();
   double* __restrict__ d_u = du_buf.data();
+  double* __restrict__ total = sum_buf.data();
   for (int64_t t = steps - 1; t >= 0; --t) {
     const int64_t off = t * n + begin;
     #pragma GCC ivdep
@@ -223,9 +227,14 @@ void cuba_backward_block(const double* g_spikes, const double* g_volts, const do
       }
       d_v[m] = dv;
       d_u[m] = dv + k_u * d_u[m];
-      g_in[off + m] = gain * d_u[m];
+      if (kSum) {
+        total[m] += gain * d_u[m];
+      } else {
+        g_in[off + m] = gain * d_u[m];
+      }
     }
   }
+  if (kSum) std::copy(sum_buf.begin(), sum_buf.end(), g_in + begin);
 }
 
 // f(std::true_type{}) or f(std::false_type{}): a runtime flag as the compile-time one a block template takes.
@@ -381,22 +390,25 @@ std::vector<torch::Tensor> cuba_forward(const torch::Tensor& a_in, double k_u, d
 }
 
 // g_volts: the voltage output's gradient, or undefined when that output was not used.
+// sum_time: the gradient of a time-constant input, [1, N] summed over the steps (else [T, N]).
 torch::Tensor cuba_backward(const torch::Tensor& g_spikes, const c10::optional<torch::Tensor>& g_volts,
                             const torch::Tensor& pre, double k_u, double k_v, double threshold, double volts,
-                            double gain, bool spiking) {
+                            double gain, bool spiking, bool sum_time) {
   const bool with_volts = g_volts.has_value() && g_volts->defined();
   TORCH_CHECK(g_spikes.is_contiguous() && pre.is_contiguous() && (!with_volts || g_volts->is_contiguous()),
               "tensors must be contiguous");
   const int64_t steps = pre.size(0), n = pre.size(1);
-  auto g_in = torch::empty({steps, n}, pre.options());
+  auto g_in = torch::empty({sum_time ? 1 : steps, n}, pre.options());
   const double* gz = g_spikes.data_ptr<double>();
   const double* gv = with_volts ? g_volts->data_ptr<double>() : nullptr;
   const double* pp = pre.data_ptr<double>();
   double* gp = g_in.data_ptr<double>();
   at::parallel_for(0, n, kBlock, [&](int64_t lo, int64_t hi) {
     for (int64_t b = lo; b < hi; b += kBlock) {
-      cuba_backward_block(gz, gv, pp, gp, n, b, std::min(b + kBlock, hi), steps, k_u, k_v, threshold, volts, gain,
-                          spiking);
+      with_flag(sum_time, [&](auto sum) {
+        cuba_backward_block<decltype(sum)::value>(gz, gv, pp, gp, n, b, std::min(b + kBlock, hi), steps, k_u, k_v,
+                                                  threshold, volts, gain, spiking);
+      });
     }
   });
   return g_in;

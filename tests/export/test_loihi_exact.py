@@ -115,16 +115,19 @@ def test_loihi_exact_training_refuses_what_the_chip_cannot_compute(tmp_path):
               test_split=synthetic_split(16), progress=False)
 
 
-@pytest.mark.parametrize("encoder", ["direct", "poisson"])
-def test_fused_fixed_point_kernel_equals_the_step_by_step_arithmetic(encoder, monkeypatch):
+@pytest.mark.parametrize("encoder, model", [("direct", "cnn"), ("poisson", "cnn"), ("direct", "mlp")])
+def test_fused_fixed_point_kernel_equals_the_step_by_step_arithmetic(encoder, model, monkeypatch):
     """The Loihi-exact CUBA in one autograd function (export.loihi_cuba.cuba_fixed_point_fused) gives the same
-    spikes, voltages and straight-through gradients as the step-by-step torch version."""
+    spikes, voltages and straight-through gradients as the step-by-step torch version; with the direct encoder the
+    first layer's input is the same at every step and the kernel sums its gradient over the steps itself."""
 
     from neuromorph.neurons import KERNEL_ENV
     from neuromorph.penalties import synaptic_penalty
 
-    spec = cnn_spec(input_shape=(1, 12, 12), channels=(4, 6), kernel_size=3, padding=1, hidden=(12,), num_classes=4,
-                    time_steps=6, encoder=EncoderSpec(kind=encoder, max_rate_hz=300.0))
+    encoder_spec = EncoderSpec(kind=encoder, max_rate_hz=300.0)
+    spec = (cnn_spec(input_shape=(1, 12, 12), channels=(4, 6), kernel_size=3, padding=1, hidden=(12,),
+                     num_classes=4, time_steps=6, encoder=encoder_spec) if model == "cnn" else
+            mlp_spec(input_shape=(1, 12, 12), hidden=(16, 12), num_classes=4, time_steps=6, encoder=encoder_spec))
     results = []
     for kernel in ("fused", "norse"):
         monkeypatch.setenv(KERNEL_ENV, kernel)

@@ -1,0 +1,115 @@
+"""How the penalty is applied, at a fixed lambda: constant from the start, ramped up, or fine-tuning a trained net.
+
+The sweep (examples/penalty_sweep.py) trains every point from scratch with a constant lambda. This script asks
+whether the same penalty reaches fewer synaptic operations at the same accuracy when it is applied differently:
+
+- ``constant``: lambda from the first step (the sweep's way);
+- ``ramp``: lambda raised linearly over the first epochs (``--lam-schedule ramp``), so the net first learns the
+  task and then sheds spikes;
+- ``finetune``: the unpenalized baseline's checkpoint trained further with the penalty (``--init-from``), at a lower
+  learning rate.
+
+Every row is one ``neuromorph train`` run of a preset (default: mnist-mlp), one thread, seed 0. Finished runs are
+not trained again (their metrics.json is read back), so the script resumes after an interruption and two copies
+can share the work (``--only NAME...``). Writes OUT/penalty_recipe.json and prints the table (accuracy, SynOps per
+sample, the cut against the baseline).
+
+    python examples/penalty_recipe.py --out runs/penalty_recipe                # all rows (about 40 CPU minutes)
+    python examples/penalty_recipe.py --out runs/penalty_recipe --only base ramp1e-5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from neuromorph.io import write_json  # noqa: E402
+from neuromorph.report import format_table  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    how: str  # constant | ramp | finetune | none
+    lam: float
+    flags: tuple[str, ...] = ()
+    power: float = 1.0
+
+
+FINETUNE = ("--epochs", "10", "--lr", "1e-3")  # from the baseline's weights: fewer epochs, a lower peak rate
+RAMP = ("--lam-schedule", "ramp", "--ramp-epochs", "10")
+ROWS = [
+    Row("base", "none", 0.0),
+    Row("const1e-5", "constant", 1e-5),
+    Row("ramp1e-5", "ramp", 1e-5, RAMP),
+    Row("ft1e-5", "finetune", 1e-5, FINETUNE),
+    Row("ramp3e-5", "ramp", 3e-5, RAMP),
+    Row("ft3e-5", "finetune", 3e-5, FINETUNE),
+    Row("ft1e-4", "finetune", 1e-4, FINETUNE),
+    Row("p2ramp2e-5", "ramp", 2e-5, RAMP, power=2.0),
+]
+
+
+def run_row(row: Row, out: Path, preset: str, data_root: str | None, train: bool) -> dict | None:
+    folder = out / row.name
+    metrics = folder / "metrics.json"
+    if not metrics.is_file():
+        if not train:
+            return None
+        command = [sys.executable, "-m", "neuromorph", "train", "--preset", preset, "--threads", "1", "--quiet",
+                   "--seed", "0", "--out", str(folder), *row.flags]
+        if row.how != "none":
+            command += ["--penalty", "synaptic", "--lam", str(row.lam), "--power", str(row.power)]
+        if row.how == "finetune":
+            command += ["--init-from", str(out / "base" / "checkpoint.pt")]
+        if data_root:
+            command += ["--data-root", data_root]
+        started = time.time()
+        print(f"[{time.strftime('%H:%M:%S')}] {row.name}: {' '.join(command[3:])}", flush=True)
+        subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+        print(f"  done in {time.time() - started:.0f} s", flush=True)
+    history = json.loads(metrics.read_text())["history"]
+    final = history[-1]
+    return {"name": row.name, "how": row.how, "lam": row.lam, "power": row.power, "flags": list(row.flags),
+            "epochs": final["epoch"], "test_accuracy": final["test_accuracy"],
+            "synops_per_sample": final["synops_per_sample"], "synops_per_layer": final["synops_per_layer"],
+            "train_seconds": sum(r["train_seconds"] for r in history),
+            "history_test_accuracy": [r["test_accuracy"] for r in history],
+            "history_synops_per_sample": [r["synops_per_sample"] for r in history]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True, help="folder of the runs and penalty_recipe.json")
+    parser.add_argument("--preset", default="mnist-mlp", help="the network and recipe (neuromorph presets)")
+    parser.add_argument("--only", nargs="*", metavar="NAME", help="only these rows (base first where fine-tuning)")
+    parser.add_argument("--report-only", action="store_true", help="train nothing: the table of the finished rows")
+    parser.add_argument("--data-root", help="dataset folder (default: the CLI's)")
+    args = parser.parse_args(argv)
+    for row in ROWS:
+        if not args.report_only and (not args.only or row.name in args.only):
+            run_row(row, args.out, args.preset, args.data_root, train=True)
+    done = [r for r in (run_row(row, args.out, args.preset, args.data_root, train=False) for row in ROWS) if r]
+    base = next((r for r in done if r["how"] == "none"), None)
+    table = []
+    for r in done:
+        change = f"{100 * (r['test_accuracy'] - base['test_accuracy']):+.2f}" if base else "-"
+        cut = f"{base['synops_per_sample'] / r['synops_per_sample']:.2f}x" if base else "-"
+        table.append([r["name"], r["how"], f"{r['lam']:g}", f"{r['power']:g}", r["epochs"],
+                      f"{100 * r['test_accuracy']:.2f}", change, f"{r['synops_per_sample']:,.0f}", cut])
+    print(format_table(["run", "penalty applied", "lambda", "p", "epochs", "test %", "change", "SynOps/sample", "cut"],
+                       table, title=f"{args.preset}: the synaptic penalty applied three ways (seed 0, one thread)"))
+    write_json(args.out / "penalty_recipe.json", {"preset": args.preset, "rows": done})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
