@@ -55,6 +55,10 @@ ROWS = [
     Row("ft3e-5", "finetune", 3e-5, FINETUNE),
     Row("ft1e-4", "finetune", 1e-4, FINETUNE),
     Row("p2ramp2e-5", "ramp", 2e-5, RAMP, power=2.0),
+    # twice the epochs, the baseline too (a penalized net may need longer to recover its accuracy)
+    Row("base30", "none", 0.0, ("--epochs", "30")),
+    Row("const1e-5x30", "constant", 1e-5, ("--epochs", "30")),
+    Row("const3e-6x30", "constant", 3e-6, ("--epochs", "30")),
 ]
 
 
@@ -98,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.report_only and (not args.only or row.name in args.only):
             run_row(row, args.out, args.preset, args.data_root, train=True)
     done = [r for r in (run_row(row, args.out, args.preset, args.data_root, train=False) for row in ROWS) if r]
-    base = next((r for r in done if r["how"] == "none"), None)
+    base = next((r for r in done if r["name"] == "base"), None)
     table = []
     for r in done:
         change = f"{100 * (r['test_accuracy'] - base['test_accuracy']):+.2f}" if base else "-"
