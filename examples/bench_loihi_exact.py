@@ -15,6 +15,7 @@ import time
 import torch
 from torch.nn import functional as F
 
+from neuromorph.devices import keep_freed_memory
 from neuromorph.encoders import encode
 from neuromorph.models import build_model, calibrate_firing
 from neuromorph.neurons import KERNEL_ENV
@@ -39,6 +40,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="timed steps per configuration; the best counts")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
     args = parser.parse_args()
+    keep_freed_memory()  # as neuromorph's commands do (neuromorph.devices): both sides of every ratio alike
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = []

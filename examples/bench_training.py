@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from neuromorph.devices import keep_freed_memory
 from neuromorph.encoders import encode
 from neuromorph.models import SpikingNet, build_model, calibrate_firing, reduce_readout
 from neuromorph.neurons import KERNEL_ENV, describe
@@ -189,10 +190,11 @@ def bench(name: str, spec, batch: int, repeats: int, rounds: int, device: torch.
             "saved_for_backward_mb": memory}
 
 
-def free_neurons(currents: torch.Tensor) -> torch.Tensor:
-    """The floor's stand-in for a neuron population: one elementwise op, forward and backward (a real tensor out,
-    so a time-constant input is not computed once downstream)."""
-    return currents.mul(1.0)
+def free_neurons(currents: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+    """The floor's stand-in for a neuron population (``_Block.integrate``: outputs, no spike counts, no idle
+    steps): one elementwise op, forward and backward (a real tensor out, so a time-constant input is not computed
+    once downstream)."""
+    return currents.mul(1.0), None, None
 
 
 def saved_megabytes(step) -> float:
@@ -221,6 +223,7 @@ def main() -> None:
                         "is busy with other work, 1 avoids OpenMP threads waiting on each other")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args()
+    keep_freed_memory()  # as neuromorph's commands do (neuromorph.devices): both sides of every ratio alike
     device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)

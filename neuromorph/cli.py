@@ -366,6 +366,9 @@ def _discard_stdout() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; its exit status: 0, 1 for a failed command, 2 for bad usage, 141 when stdout's reader went
     away (``neuromorph info RUN | head -1``)."""
+    from neuromorph.devices import keep_freed_memory
+
+    keep_freed_memory()  # large tensors reused instead of page-faulted in at every step (neuromorph.devices)
     try:
         try:
             return _run(argv)
