@@ -29,19 +29,41 @@ from torch.nn import functional as F
 
 from neuromorph.devices import keep_freed_memory
 from neuromorph.encoders import encode
-from neuromorph.models import SpikingNet, build_model, calibrate_firing, reduce_readout
+from neuromorph.models import Pool2d, SpikingNet, build_model, calibrate_firing, reduce_readout
 from neuromorph.neurons import KERNEL_ENV, describe
 from neuromorph.penalties import synaptic_penalty
 from neuromorph.report import format_table
 from neuromorph.spec import cnn_spec, mlp_spec
 
 
+def torch_pre(block) -> nn.Sequential:
+    """A block's pass-through layers as a torch user writes them: neuromorph's Pool2d (the same values, a faster
+    backward) as torch's own AvgPool2d (or AvgPool2d times k**2 for a sum pool)."""
+    def plain(module):
+        if not isinstance(module, Pool2d):
+            return module
+        pool = nn.AvgPool2d(module.kernel_size)
+        return pool if module.scale == 1 else nn.Sequential(pool, _Scale(module.scale))
+    return nn.Sequential(*(plain(m) for m in block.pre))
+
+
+class _Scale(nn.Module):
+    def __init__(self, factor: float):
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x):
+        return x * self.factor
+
+
 class PlainNorseLoop(nn.Module):
-    """The same network, every layer called once per time step (no time folding, no constant-input shortcut)."""
+    """The same network, every layer called once per time step (no time folding, no constant-input shortcut), with
+    torch's own pooling modules."""
 
     def __init__(self, model: SpikingNet):
         super().__init__()
         self.model = model
+        self.pre = [torch_pre(block) for block in model.blocks]
 
     def forward(self, x: torch.Tensor):
         states = [None] * len(self.model.blocks)
@@ -50,7 +72,7 @@ class PlainNorseLoop(nn.Module):
         for t in range(x.shape[0]):
             h = x[t]
             for k, block in enumerate(self.model.blocks):
-                h, states[k] = block.neuron(block.synapse(block.pre(h)), states[k])
+                h, states[k] = block.neuron(block.synapse(self.pre[k](h)), states[k])
                 if k < len(spikes):
                     spikes[k].append(h)
             voltages.append(h)
@@ -70,6 +92,7 @@ class SnnTorchNet(nn.Module):
         spec = model.spec
         a, b = spec.dt_s * spec.neuron.tau_mem_inv, spec.dt_s * spec.neuron.tau_syn_inv
         self.model = model
+        self.pre = [torch_pre(block) for block in model.blocks]
         self.a = a
         self.cells = nn.ModuleList(
             snntorch.Synaptic(alpha=1 - b, beta=1 - a, threshold=spec.neuron.v_th, reset_mechanism="zero")
@@ -85,7 +108,7 @@ class SnnTorchNet(nn.Module):
         for t in range(x.shape[0]):
             h = x[t]
             for k, block in enumerate(self.model.blocks):
-                current = self.a * block.synapse(block.pre(h))
+                current = self.a * block.synapse(self.pre[k](h))
                 if k < len(self.cells):
                     h, _, _ = self.cells[k](current)
                 else:
