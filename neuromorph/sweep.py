@@ -666,7 +666,7 @@ def plot_pareto(groups: Sequence[Group], path: Path, title: str, profile: str, w
     within ``collapse`` points of the best; settings that collapsed further are counted in the title instead of
     squashing the axis.
     """
-    from matplotlib.ticker import NullFormatter
+    from matplotlib.ticker import LogFormatter, NullFormatter
 
     from neuromorph.plots import pyplot, save_figure
 
@@ -693,7 +693,9 @@ def plot_pareto(groups: Sequence[Group], path: Path, title: str, profile: str, w
             axis.step([scale * r[x] for r in front], [100 * r[ACCURACY] for r in front], where="post",
                       color=bars[0].get_color(), alpha=0.9)
         axis.set(xlabel=xlabel, ylabel="test accuracy (%)", xscale="log", ylim=(low, best + 0.5))
-        axis.xaxis.set_minor_formatter(NullFormatter())
+        low_x, high_x = axis.get_xlim()  # a decade or more has labelled powers of ten; within one, a few minor
+        axis.xaxis.set_minor_formatter(NullFormatter() if high_x / low_x >= 10 else  # ticks are labelled, as 3 or 4
+                                       LogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.4)))
         axis.grid(alpha=0.3, which="both")
     axes[0].legend(fontsize=8, loc="lower right")
     note = f" ({hidden} setting(s) below {low:.1f} % not shown)" if hidden else ""
