@@ -138,7 +138,8 @@ def best_rates(steps: dict, batch: int, repeats: int, rounds: int, device: torch
     return best
 
 
-def bench(name: str, spec, batch: int, repeats: int, rounds: int, device: torch.device) -> list:
+def bench(name: str, spec, batch: int, repeats: int, rounds: int, device: torch.device,
+          compiled: bool = False) -> list:
     torch.manual_seed(0)
     model = build_model(spec).to(device)
     images = torch.rand((batch, *spec.input_shape), device=device)
@@ -199,6 +200,19 @@ def bench(name: str, spec, batch: int, repeats: int, rounds: int, device: torch.
         steps["snntorch"] = step_snntorch
     except ImportError:
         pass
+    if compiled:  # the plain loop under torch.compile (inductor), compiled and warmed up before any timing
+        plain_compiled = torch.compile(plain)
+
+        def step_compiled():
+            out_logits, _ = plain_compiled(encode(images, spec))
+            loss = F.cross_entropy(out_logits, labels)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+
+        for _ in range(2):
+            step_compiled()
+        steps["plain compiled"] = step_compiled
     memory = {"plain": saved_megabytes(step_plain), "ours": saved_megabytes(step_ours(False))}
     rates = best_rates(steps, batch, repeats, rounds, device)
     plain_rate, ours_rate, pen_rate = rates["plain"], rates["ours"], rates["penalty"]
@@ -209,6 +223,7 @@ def bench(name: str, spec, batch: int, repeats: int, rounds: int, device: torch.
             "samples_per_s": rates, "vs_plain_loop": ours_rate / plain_rate,
             "vs_snntorch": None if snn is None else ours_rate / snn,
             "vs_norse_cells": ours_rate / rates["norse cells"],
+            "vs_plain_compiled": ours_rate / rates["plain compiled"] if "plain compiled" in rates else None,
             "penalty_overhead": ours_rate / pen_rate - 1, "step_over_floor": rates["floor"] / ours_rate,
             "saved_for_backward_mb": memory}
 
@@ -245,6 +260,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's own choice); on a machine that "
                         "is busy with other work, 1 avoids OpenMP threads waiting on each other")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time the plain loop under torch.compile (compiled before timing, 20 to 30 s)")
     args = parser.parse_args()
     keep_freed_memory()  # as neuromorph's commands do (neuromorph.devices): both sides of every ratio alike
     device = torch.device(args.device)
@@ -253,10 +270,10 @@ def main() -> None:
     results = []
     if "mlp" in args.models:
         results.append(bench("mlp 784-400-10", mlp_spec(hidden=(400,), time_steps=args.time_steps), 128,
-                             args.repeats, args.rounds, device))
+                             args.repeats, args.rounds, device, args.compile))
     if "cnn" in args.models:
         results.append(bench("cnn c16-c32 k5", cnn_spec(channels=(16, 32), time_steps=args.time_steps), 64,
-                             args.repeats, args.rounds, device))
+                             args.repeats, args.rounds, device, args.compile))
     if args.json:
         print(json.dumps({"device": str(device), "threads": torch.get_num_threads(), "time_steps": args.time_steps,
                           "load_average": os.getloadavg(), "results": results}, indent=2))
@@ -270,10 +287,12 @@ def main() -> None:
                      "-" if snn is None else snn, "-" if snn is None else f"{r['vs_snntorch']:.2f}x",
                      f"{100 * r['penalty_overhead']:+.1f}%", rate["floor"], f"{r['step_over_floor']:.2f}x",
                      f"{r['saved_for_backward_mb']['plain']:.0f} / {r['saved_for_backward_mb']['ours']:.0f}",
-                     r["kernels"]])
+                     "-" if r["vs_plain_compiled"] is None else
+                     f"{rate['plain compiled']:,.0f} ({r['vs_plain_compiled']:.2f}x)", r["kernels"]])
     print(format_table(["model", "batch", "max |d logit|", "plain Norse loop", "neuromorph, Norse cells",
                         "neuromorph, torch kernel", "neuromorph", "vs Norse loop", "snnTorch", "vs snnTorch",
-                        "penalty overhead", "floor", "step / floor", "saved MB loop / ours", "neuron kernels"], rows,
+                        "penalty overhead", "floor", "step / floor", "saved MB loop / ours",
+                        "plain loop compiled (ours vs it)", "neuron kernels"], rows,
                        title=f"training samples/s, T={args.time_steps}, {device}, {torch.get_num_threads()} threads, "
                              f"load {os.getloadavg()[0]:.2f}; spikes identical in all"))
 
