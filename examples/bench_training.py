@@ -168,12 +168,17 @@ def bench(name: str, spec, batch: int, repeats: int, rounds: int, device: torch.
             optimizer.step()
         return step
 
-    def step_plain():
-        out_logits, _ = plain(encode(images, spec))
-        loss = F.cross_entropy(out_logits, labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    def loop_step(loop):
+        """A training step of the per-time-step loop ``loop`` (the plain one, or the same compiled)."""
+        def step():
+            out_logits, _ = loop(encode(images, spec))
+            loss = F.cross_entropy(out_logits, labels)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        return step
+
+    step_plain = loop_step(plain)
 
     def step_floor():
         """The same synaptic layers, forward and backward, with every neuron replaced by a free elementwise op."""
@@ -201,15 +206,7 @@ def bench(name: str, spec, batch: int, repeats: int, rounds: int, device: torch.
     except ImportError:
         pass
     if compiled:  # the plain loop under torch.compile (inductor), compiled and warmed up before any timing
-        plain_compiled = torch.compile(plain)
-
-        def step_compiled():
-            out_logits, _ = plain_compiled(encode(images, spec))
-            loss = F.cross_entropy(out_logits, labels)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-
+        step_compiled = loop_step(torch.compile(plain))
         for _ in range(2):
             step_compiled()
         steps["plain compiled"] = step_compiled

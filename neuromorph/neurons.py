@@ -29,6 +29,7 @@ turns the kernels off (the reference), and :func:`describe` says what runs.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -159,9 +160,15 @@ def _vector_flags() -> list[str]:
     return ["-mavx2"] if "avx2" in flags else []
 
 
-CFLAGS = ["-O3", "-ffp-contract=off", "-fno-trapping-math", *_vector_flags()]  # no fused multiply-add (it would
-# round once where Norse rounds twice); -fno-trapping-math lets the compiler vectorize the threshold compare (no value
-# changes)
+BASE_CFLAGS = ("-O3", "-ffp-contract=off", "-fno-trapping-math")  # no fused multiply-add (it would round once
+# where Norse rounds twice); -fno-trapping-math lets the compiler vectorize the threshold compare (no value changes)
+
+
+@functools.cache
+def cflags() -> list[str]:
+    """The build's flags: :data:`BASE_CFLAGS` and the CPU's vector flags, looked up when the kernels are first
+    built or loaded (not on import)."""
+    return [*BASE_CFLAGS, *_vector_flags()]
 
 
 def compiled_extension():
@@ -177,7 +184,7 @@ def compiled_extension():
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                _EXTENSION["module"] = load(_extension_name(), [str(SOURCE)], extra_cflags=CFLAGS, verbose=False)
+                _EXTENSION["module"] = load(_extension_name(), [str(SOURCE)], extra_cflags=cflags(), verbose=False)
         except Exception as error:  # no compiler, no headers, a failed build: fall back to pure torch, and say why
             _EXTENSION["module"] = None
             lines = str(error).strip().splitlines()
@@ -188,7 +195,7 @@ def compiled_extension():
 def _extension_name() -> str:
     """The build's name, from the source and flags: checkouts with the same kernels share one build, and a changed
     kernel never loads an old one (torch's loader keys its cache folder by this name)."""
-    digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(CFLAGS).encode()).hexdigest()[:12]
+    digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(cflags()).encode()).hexdigest()[:12]
     return f"neuromorph_neurons_{digest}"
 
 
