@@ -42,6 +42,8 @@ class Row:
     lam: float
     flags: tuple[str, ...] = ()
     power: float = 1.0
+    model: tuple[str, ...] = ()  # model flags: the preset's network written out with these changes (no --preset)
+    against: str = "base"  # the unpenalized row this one is read against (its own baseline where the net differs)
 
 
 FINETUNE = ("--epochs", "10", "--lr", "1e-3")  # from the baseline's weights: fewer epochs, a lower peak rate
@@ -59,7 +61,19 @@ ROWS = [
     Row("base30", "none", 0.0, ("--epochs", "30")),
     Row("const1e-5x30", "constant", 1e-5, ("--epochs", "30")),
     Row("const3e-6x30", "constant", 3e-6, ("--epochs", "30")),
+    # other networks and initializations, each against its own unpenalized baseline (2026-12-04)
+    Row("baseT4", "none", 0.0, model=("-T", "4"), against="baseT4"),
+    Row("const3e-6T4", "constant", 3e-6, model=("-T", "4"), against="baseT4"),
+    Row("const1e-5T4", "constant", 1e-5, model=("-T", "4"), against="baseT4"),
+    Row("base800", "none", 0.0, model=("--hidden", "800,200"), against="base800"),
+    Row("const1e-5w800", "constant", 1e-5, model=("--hidden", "800,200"), against="base800"),
+    Row("const3e-5w800", "constant", 3e-5, model=("--hidden", "800,200"), against="base800"),
+    Row("base_ir01", "none", 0.0, ("--init-rate", "0.01"), against="base_ir01"),
+    Row("const1e-5ir01", "constant", 1e-5, ("--init-rate", "0.01"), against="base_ir01"),
 ]
+# the mnist-mlp preset's network as flags, for rows that change it (--preset refuses model flags)
+PRESET_MODELS = {"mnist-mlp": ("--model", "mlp", "--hidden", "400,200", "--batch-norm", "-T", "8",
+                               "--tau-mem-inv", "500", "--tau-syn-inv", "1000")}
 
 
 def run_row(row: Row, out: Path, preset: str, data_root: str | None, train: bool) -> dict | None:
@@ -70,6 +84,15 @@ def run_row(row: Row, out: Path, preset: str, data_root: str | None, train: bool
             return None
         command = [sys.executable, "-m", "neuromorph", "train", "--preset", preset, "--threads", "1", "--quiet",
                    "--seed", "0", "--out", str(folder), *row.flags]
+        if row.model:  # the preset's dataset and recipe as its defaults, its network written out and changed
+            from neuromorph.presets import get_preset
+
+            if preset not in PRESET_MODELS:
+                raise SystemExit(f"row {row.name} changes the network, which is written out for "
+                                 f"{', '.join(PRESET_MODELS)} only")
+            recipe = get_preset(preset)
+            settings = [f"--{k.replace('_', '-')}={v}" for k, v in recipe.settings.items()]
+            command[4:6] = ["--dataset", recipe.dataset, *settings, *PRESET_MODELS[preset], *row.model]
         if row.how != "none":
             command += ["--penalty", "synaptic", "--lam", str(row.lam), "--power", str(row.power)]
         if row.how == "finetune":
@@ -83,6 +106,7 @@ def run_row(row: Row, out: Path, preset: str, data_root: str | None, train: bool
     history = json.loads(metrics.read_text())["history"]
     final = history[-1]
     return {"name": row.name, "how": row.how, "lam": row.lam, "power": row.power, "flags": list(row.flags),
+            "model": list(row.model), "against": row.against,
             "epochs": final["epoch"], "test_accuracy": final["test_accuracy"],
             "synops_per_sample": final["synops_per_sample"], "synops_per_layer": final["synops_per_layer"],
             "train_seconds": sum(r["train_seconds"] for r in history),
@@ -102,15 +126,18 @@ def main(argv: list[str] | None = None) -> int:
         if not args.report_only and (not args.only or row.name in args.only):
             run_row(row, args.out, args.preset, args.data_root, train=True)
     done = [r for r in (run_row(row, args.out, args.preset, args.data_root, train=False) for row in ROWS) if r]
-    base = next((r for r in done if r["name"] == "base"), None)
+    finished = {r["name"]: r for r in done}
     table = []
     for r in done:
+        base = finished.get(r["against"])
         change = f"{100 * (r['test_accuracy'] - base['test_accuracy']):+.2f}" if base else "-"
         cut = f"{base['synops_per_sample'] / r['synops_per_sample']:.2f}x" if base else "-"
-        table.append([r["name"], r["how"], f"{r['lam']:g}", f"{r['power']:g}", r["epochs"],
+        table.append([r["name"], r["how"], " ".join(r["flags"] + r["model"]), r["against"], f"{r['lam']:g}",
+                      f"{r['power']:g}", r["epochs"],
                       f"{100 * r['test_accuracy']:.2f}", change, f"{r['synops_per_sample']:,.0f}", cut])
-    print(format_table(["run", "penalty applied", "lambda", "p", "epochs", "test %", "change", "SynOps/sample", "cut"],
-                       table, title=f"{args.preset}: the synaptic penalty applied three ways (seed 0, one thread)"))
+    print(format_table(["run", "penalty applied", "changes", "against", "lambda", "p", "epochs", "test %", "change",
+                        "SynOps/sample", "cut"], table,
+                       title=f"{args.preset}: the synaptic penalty applied other ways (seed 0, one thread)"))
     write_json(args.out / "penalty_recipe.json", {"preset": args.preset, "rows": done})
     return 0
 

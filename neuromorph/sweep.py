@@ -13,8 +13,8 @@ epochs, learning rate, ...) and refuses workers whose settings differ.
   lambda log-uniform (on the synaptic penalty's scale), the penalty categorical. ``study.best_trials`` is the
   Pareto front.
 - **Seeds**: every point at the given seeds; optionally, once the first pass is complete, extra seeds for the
-  baseline and for the points whose first-pass accuracy lies within a margin of the baseline's
-  (:func:`extra_seed_points`).
+  baseline and for the points whose mean accuracy lies within a margin of the baseline's mean over its finished
+  seeds (:func:`extra_seed_points`, :func:`extra_seeds_due`).
 - **Interruptions**: a running trial beats a heartbeat into the storage; one whose heartbeat is older than the
   grace period is failed and enqueued again (Optuna's ``RetryHeartbeatStaleTrialCallback``), and the retry resumes
   from the trial's checkpoint (``OUT/trials/<point>/checkpoint.pt``) after its last finished epoch.
@@ -245,6 +245,17 @@ def extra_seed_points(groups: Sequence[Group], extra_seeds: Sequence[int], withi
     gap = [abs(100 * (g.mean[ACCURACY] - base.mean[ACCURACY])) for g in groups]  # inclusive, to rounding:
     chosen = [g for g, points in zip(groups, gap, strict=True) if g is base or points <= within + 1e-9]
     return [Point(g.penalty, g.lam, g.power, seed) for g in chosen for seed in extra_seeds]
+
+
+def extra_seeds_due(plan: Plan, done: dict[str, dict[str, Any]]) -> list[Point] | None:
+    """The extra seeds' points once the first pass is finished (None before): chosen on the means over every finished
+    seed of the first pass's settings, so that once the baseline's extra seeds are in, its mean decides (and a point
+    its seed 0 left out is added when the mean brings it within the margin)."""
+    if plan.extra_within is None or not all(p.key in done for p in plan.first_pass):
+        return None
+    settings = {p.setting for p in plan.first_pass}
+    finished = [r for r in done.values() if Point.from_attrs(r).setting in settings]
+    return extra_seed_points(summarize(finished), plan.extra_seeds, plan.extra_within)
 
 
 def machine_info(device: str) -> dict[str, Any]:
@@ -506,10 +517,9 @@ def _claim(study, plan: Plan):
     optuna.storages.fail_stale_trials(study)
     trials = study.get_trials(deepcopy=False)
     if plan.extra_within is not None and not any(t.state.name == "WAITING" for t in trials):
-        done = study_records(study)
-        if all(p.key in done for p in plan.first_pass):
-            enqueue_missing(study, extra_seed_points(summarize(done[p.key] for p in plan.first_pass),
-                                                     plan.extra_seeds, plan.extra_within))
+        due = extra_seeds_due(plan, study_records(study))
+        if due is not None:
+            enqueue_missing(study, due)
         elif any(t.state.name == "RUNNING" for t in trials):
             return WAIT
         trials = study.get_trials(deepcopy=False)

@@ -106,6 +106,20 @@ def test_extra_seeds_go_to_the_baseline_and_the_points_near_it():
         sweep.extra_seed_points(sweep.summarize(first[1:]), (1,), within=1.0)
 
 
+def test_extra_seeds_are_chosen_on_the_baselines_mean_once_its_seeds_are_in():
+    plan = sweep.Plan(None, [sweep.Point("none", 0.0), sweep.Point("spikes", 1e-3)], extra_seeds=(1, 2),
+                      extra_within=1.0)
+    pass_one = [record("none", 0.0, 1.0, 0, 0.91, 1000), record("spikes", 1e-3, 1.0, 0, 0.895, 600)]
+    first = {sweep.Point.from_attrs(r).key: r for r in pass_one}
+    assert sweep.extra_seeds_due(plan, dict(list(first.items())[:1])) is None  # the first pass is not finished
+    # seed 0 alone: spikes lies 1.5 points below the baseline, so only the baseline gets seeds 1 and 2
+    assert {p.key for p in sweep.extra_seeds_due(plan, first)} == {"none:lam=0:p=1:seed=1", "none:lam=0:p=1:seed=2"}
+    # the baseline's seeds 1 and 2 bring its mean to 90.33 %: spikes is within a point of it and gets its seeds
+    more = {**first, **{f"none:lam=0:p=1:seed={s}": record("none", 0.0, 1.0, s, 0.90, 1000) for s in (1, 2)}}
+    assert {p.key for p in sweep.extra_seeds_due(plan, more)} == {
+        f"{name}:seed={s}" for name in ("none:lam=0:p=1", "spikes:lam=0.001:p=1") for s in (1, 2)}
+
+
 def test_settings_differences_name_the_setting():
     settings = sweep.SweepSettings(spec={"a": 1}, dataset="mnist", epochs=1, batch_size=64, lr=1e-3,
                                    train_limit=None, test_limit=None, profile="loihi1", objective="synops")
