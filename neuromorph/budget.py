@@ -13,13 +13,13 @@ import time
 from dataclasses import asdict, dataclass
 
 import torch
-from torch.nn import functional as F
 
 from neuromorph.config import TrainConfig
 from neuromorph.encoders import encode
 from neuromorph.models import build_model
 from neuromorph.penalties import build_penalty
 from neuromorph.spec import ModelSpec
+from neuromorph.training import make_optimizer, training_step
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def measure_step_seconds(spec: ModelSpec, config: TrainConfig, steps: int = 6, w
     the model's input shape, with the penalty ``config`` names. The median step is taken (robust to a stall)."""
     torch.manual_seed(config.seed)
     model = build_model(spec)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    optimizer = make_optimizer(model, config)
     penalty = build_penalty(config.penalty, model, config.device_profile)
     generator = torch.Generator().manual_seed(config.seed)
     batch = config.batch_size
@@ -60,14 +60,8 @@ def measure_step_seconds(spec: ModelSpec, config: TrainConfig, steps: int = 6, w
     for step in range(warmup + steps):
         started = time.perf_counter()
         model.train()
-        out = model(encode(images, spec, generator))
-        loss = F.cross_entropy(out.logits, labels)
-        if out.spikes:
-            loss = loss + config.lam * penalty(out.spikes, model.fan_outs, config.power,
-                                               counts=out.spike_counts).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        training_step(model, model.fan_outs, optimizer, penalty, encode(images, spec, generator), labels, config.lam,
+                      config.power)
         middle = time.perf_counter()
         model.eval()
         with torch.no_grad():

@@ -213,14 +213,8 @@ def train(
                 images = augment(images, config.augment, jitter)
             # the global batch is encoded (Poisson noise drawn) as one process would, then shared among the ranks
             x, labels = ranks.share(encode(images, spec, noise), labels)
-            result = step_model(x)
-            task = F.cross_entropy(result.logits, labels)
-            omega = (penalty_fn(result.spikes, model.fan_outs, config.power, counts=result.spike_counts).mean()
-                     if result.spikes else task * 0)
-            loss = task + lam * omega if lam > 0 else task
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            result, loss, task, omega = training_step(step_model, model.fan_outs, optimizer, penalty_fn, x, labels,
+                                                      lam, config.power)
             batch = labels.shape[0]
             totals += torch.stack([loss.detach().double() * batch, task.detach().double() * batch,
                                    omega.detach().double() * batch,
@@ -257,6 +251,21 @@ def train(
         if on_epoch is not None and ranks.main:
             on_epoch(record)
     return TrainResult(model=model, history=history, out_dir=out)
+
+
+def training_step(step_model, fan_outs, optimizer: torch.optim.Optimizer, penalty_fn, x: torch.Tensor,
+                  labels: torch.Tensor, lam: float, power: float):
+    """One optimizer step on an encoded batch: ``loss = cross_entropy + lam * mean_b Omega_b`` (the penalty is
+    computed for the record even at ``lam = 0``). Returns ``(result, loss, task, omega)``, not detached."""
+    result = step_model(x)
+    task = F.cross_entropy(result.logits, labels)
+    omega = (penalty_fn(result.spikes, fan_outs, power, counts=result.spike_counts).mean()
+             if result.spikes else task * 0)
+    loss = task + lam * omega if lam > 0 else task
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return result, loss, task, omega
 
 
 def make_optimizer(model: SpikingNet, config: TrainConfig) -> torch.optim.Optimizer:
