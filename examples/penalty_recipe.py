@@ -21,15 +21,14 @@ sample, the cut against the baseline).
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _train_runs import train_once  # noqa: E402
 
 from neuromorph.io import write_json  # noqa: E402
 from neuromorph.report import format_table  # noqa: E402
@@ -76,34 +75,33 @@ PRESET_MODELS = {"mnist-mlp": ("--model", "mlp", "--hidden", "400,200", "--batch
                                "--tau-mem-inv", "500", "--tau-syn-inv", "1000")}
 
 
-def run_row(row: Row, out: Path, preset: str, data_root: str | None, train: bool) -> dict | None:
-    folder = out / row.name
-    metrics = folder / "metrics.json"
-    if not metrics.is_file():
-        if not train:
-            return None
-        command = [sys.executable, "-m", "neuromorph", "train", "--preset", preset, "--threads", "1", "--quiet",
-                   "--seed", "0", "--out", str(folder), *row.flags]
-        if row.model:  # the preset's dataset and recipe as its defaults, its network written out and changed
-            from neuromorph.presets import get_preset
+def row_flags(row: Row, out: Path, preset: str) -> list[str]:
+    """``neuromorph train``'s flags for a row: the preset (or, where the row changes the network, the preset's dataset,
+    recipe and network written out, changed), seed 0, the row's flags and its penalty."""
+    flags = ["--preset", preset]
+    if row.model:
+        from neuromorph.presets import get_preset
 
-            if preset not in PRESET_MODELS:
-                raise SystemExit(f"row {row.name} changes the network, which is written out for "
-                                 f"{', '.join(PRESET_MODELS)} only")
-            recipe = get_preset(preset)
-            settings = [f"--{k.replace('_', '-')}={v}" for k, v in recipe.settings.items()]
-            command[4:6] = ["--dataset", recipe.dataset, *settings, *PRESET_MODELS[preset], *row.model]
-        if row.how != "none":
-            command += ["--penalty", "synaptic", "--lam", str(row.lam), "--power", str(row.power)]
-        if row.how == "finetune":
-            command += ["--init-from", str(out / "base" / "checkpoint.pt")]
-        if data_root:
-            command += ["--data-root", data_root]
-        started = time.time()
-        print(f"[{time.strftime('%H:%M:%S')}] {row.name}: {' '.join(command[3:])}", flush=True)
-        subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
-        print(f"  done in {time.time() - started:.0f} s", flush=True)
-    history = json.loads(metrics.read_text())["history"]
+        if preset not in PRESET_MODELS:
+            raise SystemExit(f"row {row.name} changes the network, which is written out for "
+                             f"{', '.join(PRESET_MODELS)} only")
+        recipe = get_preset(preset)
+        flags = ["--dataset", recipe.dataset, *[f"--{k.replace('_', '-')}={v}" for k, v in recipe.settings.items()],
+                 *PRESET_MODELS[preset], *row.model]
+    flags += ["--seed", "0", *row.flags]
+    if row.how != "none":
+        flags += ["--penalty", "synaptic", "--lam", str(row.lam), "--power", str(row.power)]
+    if row.how == "finetune":
+        flags += ["--init-from", str(out / "base" / "checkpoint.pt")]
+    return flags
+
+
+def run_row(row: Row, out: Path, preset: str, data_root: str | None, train: bool,
+            extra: tuple[str, ...] = ()) -> dict | None:
+    flags = row_flags(row, out, preset) + list(extra)
+    history = train_once(out / row.name, flags, " ".join(flags), data_root, train)
+    if history is None:
+        return None
     final = history[-1]
     return {"name": row.name, "how": row.how, "lam": row.lam, "power": row.power, "flags": list(row.flags),
             "model": list(row.model), "against": row.against,
@@ -121,10 +119,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", metavar="NAME", help="only these rows (base first where fine-tuning)")
     parser.add_argument("--report-only", action="store_true", help="train nothing: the table of the finished rows")
     parser.add_argument("--data-root", help="dataset folder (default: the CLI's)")
+    parser.add_argument("--quick", action="store_true",
+                        help="seconds instead of minutes a row: 512 training / 256 test images, one epoch (a check)")
     args = parser.parse_args(argv)
+    extra = ("--train-limit", "512", "--test-limit", "256", "--epochs", "1") if args.quick else ()
     for row in ROWS:
         if not args.report_only and (not args.only or row.name in args.only):
-            run_row(row, args.out, args.preset, args.data_root, train=True)
+            run_row(row, args.out, args.preset, args.data_root, train=True, extra=extra)
     done = [r for r in (run_row(row, args.out, args.preset, args.data_root, train=False) for row in ROWS) if r]
     finished = {r["name"]: r for r in done}
     table = []

@@ -18,15 +18,14 @@ prints the table.
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _train_runs import train_once  # noqa: E402
 
 from neuromorph.io import write_json  # noqa: E402
 from neuromorph.report import format_table  # noqa: E402
@@ -72,18 +71,8 @@ STAGES = {"screen": ["--epochs", "1", "--train-limit", "20000"], "converge": []}
 
 
 def run_row(row: Row, out: Path, data_root: str | None) -> dict:
-    folder = out / row.name
-    metrics = folder / "metrics.json"
-    if not metrics.is_file():
-        command = [sys.executable, "-m", "neuromorph", "train", "--dataset", "fashion-mnist", "--model", "cnn",
-                   "--threads", "1", "--quiet", *STAGES[row.stage], *row.flags, "--out", str(folder)]
-        if data_root:
-            command += ["--data-root", data_root]
-        started = time.time()
-        print(f"[{time.strftime('%H:%M:%S')}] {row.name}: {' '.join(row.flags) or 'defaults'}", flush=True)
-        subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
-        print(f"  done in {time.time() - started:.0f} s", flush=True)
-    history = json.loads(metrics.read_text())["history"]
+    flags = ["--dataset", "fashion-mnist", "--model", "cnn", *STAGES[row.stage], *row.flags]
+    history = train_once(out / row.name, flags, " ".join(row.flags) or "defaults", data_root)
     final = history[-1]
     return {"name": row.name, "choice": row.choice, "against": row.against, "stage": row.stage,
             "flags": list(row.flags), "epochs": final["epoch"], "test_accuracy": final["test_accuracy"],

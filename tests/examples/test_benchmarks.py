@@ -34,3 +34,17 @@ def test_training_benchmark_runs_and_reports_every_column():
 def test_loihi_exact_benchmark_runs():
     result = run_script("bench_loihi_exact.py", "--rounds", "1", "--threads", "1")
     assert "mlp 784-400-10" in result.stdout and "cnn" in result.stdout
+
+
+@pytest.mark.slow
+def test_penalty_recipe_reads_each_row_against_its_own_baseline(tmp_path):
+    rows = ("base", "baseT4", "const3e-6T4")
+    run_script("penalty_recipe.py", "--out", str(tmp_path), "--quick", "--only", *rows)
+    done = {r["name"]: r for r in json.loads((tmp_path / "penalty_recipe.json").read_text())["rows"]}
+    assert sorted(done) == sorted(rows) and done["const3e-6T4"]["against"] == "baseT4"
+    specs = {name: json.loads((tmp_path / name / "metrics.json").read_text())["spec"] for name in rows}
+    assert specs["base"]["time_steps"] == 8 and specs["baseT4"]["time_steps"] == 4  # the preset, written out, changed
+    assert {k: v for k, v in specs["base"].items() if k not in ("time_steps", "name")} == {
+        k: v for k, v in specs["baseT4"].items() if k not in ("time_steps", "name")}
+    again = run_script("penalty_recipe.py", "--out", str(tmp_path), "--quick", "--only", *rows)
+    assert "done in" not in again.stdout  # finished rows are read back, not trained again
