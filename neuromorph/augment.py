@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import torch
 
-from neuromorph.errors import NeuromorphError
+from neuromorph.errors import lookup
 
 Augmentation = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
@@ -53,9 +53,7 @@ AUGMENTATIONS: dict[str, Augmentation] = {
 
 
 def get_augmentation(name: str) -> Augmentation:
-    if name not in AUGMENTATIONS:
-        raise NeuromorphError(f"unknown augmentation {name!r}; supported: {', '.join(AUGMENTATIONS)}")
-    return AUGMENTATIONS[name]
+    return lookup(AUGMENTATIONS, name, "augmentation")
 
 
 def augment(images: torch.Tensor, name: str, generator: torch.Generator) -> torch.Tensor:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neuromorph.errors import NeuromorphError
+from neuromorph.errors import NeuromorphError, lookup
 
 DATA_ENV = "NEUROMORPH_DATA"
 _PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -232,9 +232,7 @@ DATASETS: dict[str, DatasetInfo] = {
 
 
 def dataset_info(name: str) -> DatasetInfo:
-    if name not in DATASETS:
-        raise NeuromorphError(f"unknown dataset {name!r}; supported: {', '.join(DATASETS)}")
-    return DATASETS[name]
+    return lookup(DATASETS, name, "dataset")
 
 
 def load_split(

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from hw_models.opcount import weighted_spike_sums
-from neuromorph.errors import NeuromorphError
+from neuromorph.errors import NeuromorphError, lookup
 
 # (spikes, fan_outs, power, counts=None) -> [B]; counts: SNNOutput.spike_counts, the spikes summed over time where the
 # neuron kernels computed them (the same values and gradient as summing the spikes; read them where the sum is used)
@@ -121,9 +121,7 @@ PENALTIES: dict[str, Penalty] = {
 
 
 def get_penalty(name: str) -> Penalty:
-    if name not in PENALTIES:
-        raise NeuromorphError(f"unknown penalty {name!r}; supported: {', '.join(PENALTIES)}")
-    return PENALTIES[name]
+    return lookup(PENALTIES, name, "penalty")
 
 
 def build_penalty(name: str, model: Any = None, device_profile: str | None = None) -> PenaltyFn:
@@ -147,9 +145,7 @@ LAMBDA_SCHEDULES: dict[str, LambdaSchedule] = {"constant": _constant_lambda, "ra
 
 def get_lambda_schedule(name: str) -> LambdaSchedule:
     """The schedule called ``name``; the one error for an unknown schedule (the training config checks with it)."""
-    if name not in LAMBDA_SCHEDULES:
-        raise NeuromorphError(f"unknown lambda schedule {name!r}; supported: {', '.join(LAMBDA_SCHEDULES)}")
-    return LAMBDA_SCHEDULES[name]
+    return lookup(LAMBDA_SCHEDULES, name, "lambda schedule")
 
 
 def lambda_at(lam: float, schedule: str, epoch: int, ramp_epochs: int) -> float:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from neuromorph.errors import NeuromorphError
+from neuromorph.errors import lookup
 from neuromorph.spec import Conv, Dense, Flatten, Layer, ModelSpec, NeuronSpec, Pool, ReadoutSpec
 
 SpecBuilder = Callable[[tuple[int, ...], int], ModelSpec]
@@ -98,6 +98,4 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
 
 
 def get_preset(name: str) -> Preset:
-    if name not in PRESETS:
-        raise NeuromorphError(f"unknown preset {name!r}; available: {', '.join(PRESETS)}")
-    return PRESETS[name]
+    return lookup(PRESETS, name, "preset")

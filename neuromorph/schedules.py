@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from neuromorph.errors import NeuromorphError
+from neuromorph.errors import lookup
 
 LrSchedule = Callable[[float, int, int], float]
 
@@ -53,9 +53,7 @@ LR_SCHEDULES: dict[str, LrSchedule] = {"constant": _constant, "cosine": _cosine,
 
 def get_lr_schedule(name: str) -> LrSchedule:
     """The schedule called ``name``; the one error for an unknown schedule (the training config checks with it)."""
-    if name not in LR_SCHEDULES:
-        raise NeuromorphError(f"unknown learning-rate schedule {name!r}; supported: {', '.join(LR_SCHEDULES)}")
-    return LR_SCHEDULES[name]
+    return lookup(LR_SCHEDULES, name, "learning-rate schedule")
 
 
 def lr_at(schedule: str, base_lr: float, step: int, total_steps: int) -> float:
