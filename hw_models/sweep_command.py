@@ -10,6 +10,7 @@ Imports nothing heavy until it runs.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,8 @@ def add_sweep_arguments(parser: argparse.ArgumentParser, out_required: bool = Tr
                       "schedule, batch size, weight decay, augmentation; --epochs, --lr, --batch-size override)")
     data.add_argument("--sizes", type=positive_int, nargs="+",
                       help="hidden sizes (mlp, default 400) or conv channels (cnn, default 16 32)")
-    data.add_argument("--time-steps", type=positive_int, help="simulation steps T (default 16)")
+    data.add_argument("--time-steps", type=positive_int,
+                      help="simulation steps T (default 16; with --preset: the preset's network at this T)")
     data.add_argument("--epochs", type=positive_int, help="epochs per point (default 5)")
     data.add_argument("--batch-size", type=positive_int, help="batch size (default 128)")
     data.add_argument("--lr", type=positive_float, help="Adam learning rate (default 1e-3)")
@@ -129,15 +131,15 @@ FLAG_SETTINGS = ("epochs", "lr", "batch_size")
 
 
 def apply_preset(args: argparse.Namespace) -> None:
-    """``--preset NAME``: the preset's dataset, and its recipe where the flags left a setting unset; the preset's
-    own model flags are refused beside it (the preset is the model)."""
+    """``--preset NAME``: the preset's dataset, and its recipe where the flags left a setting unset; ``--sizes`` is
+    refused beside it (the preset is the model), ``--time-steps`` runs the preset's network at another T."""
     if not getattr(args, "preset", None):
         return
     from neuromorph.presets import get_preset
 
     preset = get_preset(args.preset)
-    if args.sizes or args.time_steps:
-        raise NeuromorphError(f"--preset {preset.name} sets the model: drop --sizes and --time-steps")
+    if args.sizes:
+        raise NeuromorphError(f"--preset {preset.name} sets the model: drop --sizes")
     args.dataset = preset.dataset
     for name in FLAG_SETTINGS:
         if getattr(args, name) is None and name in preset.settings:
@@ -152,7 +154,8 @@ def build_spec(args: argparse.Namespace):
     if getattr(args, "preset", None):
         from neuromorph.presets import get_preset
 
-        return get_preset(args.preset).spec(info.input_shape, info.num_classes)
+        spec = get_preset(args.preset).spec(info.input_shape, info.num_classes)
+        return replace(spec, time_steps=args.time_steps) if args.time_steps else spec
     common: dict[str, Any] = dict(input_shape=info.input_shape, num_classes=info.num_classes,
                                   time_steps=args.time_steps or 16)
     if args.model == "mlp":

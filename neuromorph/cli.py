@@ -13,7 +13,7 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +97,8 @@ def _build_parser() -> argparse.ArgumentParser:
     model = train.add_argument_group("model")
     model.add_argument("--preset", metavar="NAME",
                        help="a named network with its training recipe (neuromorph presets lists them): it sets the "
-                       "model and the dataset and optimization defaults; flags given here override the latter")
+                       "model and the dataset and optimization defaults; flags given here override the latter, "
+                       "and --time-steps runs the preset's network at another T")
     builders = {"mlp": mlp_spec, "cnn": cnn_spec}
     model.add_argument("--model", choices=list(builders), default="mlp", help="architecture")
     hidden = {name: format_int_list(parameter_default(build, "hidden")) for name, build in builders.items()}
@@ -141,7 +142,8 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="direct encoder: current per unit pixel")
     model.add_argument("--max-rate", type=float, default=field_default(EncoderSpec, "max_rate_hz"),
                        help="poisson encoder: rate of a white pixel, Hz")
-    parser.train_parser, parser.model_flags = train, [a.dest for a in model._group_actions if a.dest != "preset"]
+    parser.train_parser, parser.model_flags = train, [a.dest for a in model._group_actions
+                                                      if a.dest not in ("preset", "time_steps")]
     pen = train.add_argument_group("penalty")
     pen.add_argument("--penalty", choices=list(PENALTIES), default=config("penalty"),
                      help="; ".join(f"{p.name}: {p.summary}" for p in PENALTIES.values()))
@@ -242,7 +244,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.preset:
         from neuromorph.presets import get_preset
 
-        spec = get_preset(args.preset).spec(info.input_shape, info.num_classes)
+        spec = replace(get_preset(args.preset).spec(info.input_shape, info.num_classes), time_steps=args.time_steps)
     else:
         spec = _spec_from_args(args, info.input_shape, info.num_classes)
     config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)})
@@ -320,7 +322,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
 def _apply_preset(parser: argparse.ArgumentParser, args: argparse.Namespace,
                   argv: Sequence[str] | None) -> argparse.Namespace:
     """``train --preset NAME``: the preset's dataset and recipe become the flags' defaults (flags given override
-    them); a model flag given beside a preset is refused, since the preset is the model."""
+    them); a model flag given beside a preset is refused, since the preset is the model, except ``--time-steps``
+    (the preset's network at another T; its default becomes the preset's T)."""
+    from neuromorph.data import dataset_info
     from neuromorph.presets import get_preset
 
     preset = get_preset(args.preset)
@@ -330,7 +334,9 @@ def _apply_preset(parser: argparse.ArgumentParser, args: argparse.Namespace,
         flag = "--" + changed[0].replace("_", "-")
         raise NeuromorphError(f"--preset {preset.name} sets the model: {flag} cannot change it (drop the preset to "
                               "build your own)")
-    train.set_defaults(dataset=preset.dataset, **preset.settings)
+    info = dataset_info(preset.dataset)
+    train.set_defaults(dataset=preset.dataset, time_steps=preset.spec(info.input_shape, info.num_classes).time_steps,
+                       **preset.settings)
     return parser.parse_args(argv)
 
 

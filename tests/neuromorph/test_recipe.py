@@ -259,3 +259,19 @@ def test_preset_flags():
     assert main(["presets", "resnet18"]) == 1
     assert main(["train", "--preset", "fashion-cnn", "--channels", "8", "--out", "unused"]) == 1
     assert main(["train", "--preset", "nope", "--out", "unused"]) == 1
+
+
+def test_a_preset_runs_at_another_time_step_count(tmp_path):
+    """``--time-steps`` beside a preset: its network at that T (the rest of the network and recipe unchanged); without
+    it, the preset's own T."""
+    from neuromorph.cli import main
+    from tests.test_fuzz import write_mnist_layout
+
+    write_mnist_layout(tmp_path / "data", n=64)
+    flags = ["train", "--preset", "mnist-mlp", "--data-root", str(tmp_path / "data"), "--epochs", "1",
+             "--train-limit", "64", "--test-limit", "32", "--quiet", "--threads", "1"]
+    assert main([*flags, "--out", str(tmp_path / "own")]) == 0
+    assert main([*flags, "--time-steps", "2", "--out", str(tmp_path / "t2")]) == 0
+    own, t2 = load_checkpoint(tmp_path / "own"), load_checkpoint(tmp_path / "t2")
+    assert own.spec.time_steps == 8 and t2.spec.time_steps == 2
+    assert own.spec.to_dict() | {"time_steps": 2} == t2.spec.to_dict() and t2.config.lr_schedule == "cosine"

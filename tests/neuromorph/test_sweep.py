@@ -379,3 +379,5 @@ def test_a_preset_sweep_records_its_recipe_and_refuses_model_flags(data_root, tm
     assert settings["spec"]["name"] == "mnist-mlp"
     assert main([*flags, "--sizes", "8"]) == 1
     assert "sets the model" in capsys.readouterr().err
+    assert main([*flags[:-1], str(tmp_path / "t2"), "--time-steps", "2"]) == 0  # the preset's network at T = 2
+    assert load_study(tmp_path / "t2").user_attrs["settings"]["spec"] == {**settings["spec"], "time_steps": 2}
