@@ -71,6 +71,8 @@ ROWS = [
     Row("baseT2", "none", 0.0, model=("-T", "2"), against="baseT2"),
     Row("const1e-6T2", "constant", 1e-6, model=("-T", "2"), against="baseT2"),
     Row("const3e-6T2", "constant", 3e-6, model=("-T", "2"), against="baseT2"),
+    Row("baseT1", "none", 0.0, model=("-T", "1"), against="baseT1"),
+    Row("const1e-6T1", "constant", 1e-6, model=("-T", "1"), against="baseT1"),
     # the penalized nets keep their training accuracy (99.3 % at 1e-5, T 4) while the test accuracy falls: regularize
     Row("baseT4crop", "none", 0.0, ("--augment", "crop"), model=("-T", "4"), against="baseT4crop"),
     Row("const3e-6T4crop", "constant", 3e-6, ("--augment", "crop"), model=("-T", "4"), against="baseT4crop"),
