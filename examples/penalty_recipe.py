@@ -81,14 +81,14 @@ ROWS = [
     Row("const1e-5ir01", "constant", 1e-5, ("--init-rate", "0.01"), against="base_ir01"),
 ]
 # the mnist-mlp preset's network as flags, for rows that change it (--preset refuses model flags)
-PRESET_MODELS = {"mnist-mlp": ("--model", "mlp", "--hidden", "400,200", "--batch-norm", "-T", "8",
+PRESET_MODELS = {"mnist-mlp": ("--model", "mlp", "--hidden", "400,200", "--batch-norm",
                                "--tau-mem-inv", "500", "--tau-syn-inv", "1000")}
 
 
-def row_flags(row: Row, out: Path, preset: str) -> list[str]:
+def row_flags(row: Row, out: Path, preset: str, time_steps: int) -> list[str]:
     """``neuromorph train``'s flags for a row: the preset (or, where the row changes the network, the preset's dataset,
     recipe and network written out, changed), seed 0, the row's flags and its penalty."""
-    flags = ["--preset", preset]
+    flags = ["--preset", preset, "--time-steps", str(time_steps)]
     if row.model:
         from neuromorph.presets import get_preset
 
@@ -97,7 +97,7 @@ def row_flags(row: Row, out: Path, preset: str) -> list[str]:
                              f"{', '.join(PRESET_MODELS)} only")
         recipe = get_preset(preset)
         flags = ["--dataset", recipe.dataset, *[f"--{k.replace('_', '-')}={v}" for k, v in recipe.settings.items()],
-                 *PRESET_MODELS[preset], *row.model]
+                 *PRESET_MODELS[preset], "--time-steps", str(time_steps), *row.model]
     flags += ["--seed", "0", *row.flags]
     if row.how != "none":
         flags += ["--penalty", "synaptic", "--lam", str(row.lam), "--power", str(row.power)]
@@ -107,8 +107,8 @@ def row_flags(row: Row, out: Path, preset: str) -> list[str]:
 
 
 def run_row(row: Row, out: Path, preset: str, data_root: str | None, train: bool,
-            extra: tuple[str, ...] = ()) -> dict | None:
-    flags = row_flags(row, out, preset) + list(extra)
+            extra: tuple[str, ...] = (), time_steps: int = 8) -> dict | None:
+    flags = row_flags(row, out, preset, time_steps) + list(extra)
     history = train_once(out / row.name, flags, " ".join(flags), data_root, train)
     if history is None:
         return None
@@ -129,13 +129,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", metavar="NAME", help="only these rows (base first where fine-tuning)")
     parser.add_argument("--report-only", action="store_true", help="train nothing: the table of the finished rows")
     parser.add_argument("--data-root", help="dataset folder (default: the CLI's)")
+    parser.add_argument("--time-steps", type=int, default=8,
+                        help="the preset's T for the rows that keep it (default 8: the T these rows ran at on "
+                             "2026-12-03/04, the mnist-mlp preset's T then)")
     parser.add_argument("--quick", action="store_true",
                         help="seconds instead of minutes a row: 512 training / 256 test images, one epoch (a check)")
     args = parser.parse_args(argv)
     extra = ("--train-limit", "512", "--test-limit", "256", "--epochs", "1") if args.quick else ()
     for row in ROWS:
         if not args.report_only and (not args.only or row.name in args.only):
-            run_row(row, args.out, args.preset, args.data_root, train=True, extra=extra)
+            run_row(row, args.out, args.preset, args.data_root, train=True, extra=extra, time_steps=args.time_steps)
     done = [r for r in (run_row(row, args.out, args.preset, args.data_root, train=False) for row in ROWS) if r]
     finished = {r["name"]: r for r in done}
     table = []
