@@ -7,15 +7,19 @@ whether the same penalty reaches fewer synaptic operations at the same accuracy 
 - ``ramp``: lambda raised linearly over the first epochs (``--lam-schedule ramp``), so the net first learns the
   task and then sheds spikes;
 - ``finetune``: the unpenalized baseline's checkpoint trained further with the penalty (``--init-from``), at a lower
-  learning rate.
+  learning rate;
 
-Every row is one ``neuromorph train`` run of a preset (default: mnist-mlp), one thread, seed 0. Finished runs are
-not trained again (their metrics.json is read back), so the script resumes after an interruption and two copies
-can share the work (``--only NAME...``). Writes OUT/penalty_recipe.json and prints the table (accuracy, SynOps per
-sample, the cut against the baseline).
+and whether another network or training does (fewer time steps, a wider first layer, random shifts, a lower initial
+firing rate), each row then read against its own unpenalized baseline (its ``against``).
 
-    python examples/penalty_recipe.py --out runs/penalty_recipe                # all rows (about 40 CPU minutes)
+Every row is one ``neuromorph train`` run of a preset (default: mnist-mlp at T 8, its T when these rows ran), one
+thread, seed 0. Finished runs are not trained again (their metrics.json is read back) and an interrupted one
+resumes from its checkpoint, so two copies can share the work (``--only NAME...``). Writes OUT/penalty_recipe.json
+and prints the table (accuracy, SynOps per sample, the cut against the row's baseline).
+
+    python examples/penalty_recipe.py --out runs/penalty_recipe                # all rows (about 80 CPU minutes)
     python examples/penalty_recipe.py --out runs/penalty_recipe --only base ramp1e-5
+    python examples/penalty_recipe.py --out runs/check --quick --only base     # seconds: a check that it runs
 """
 
 from __future__ import annotations
