@@ -38,13 +38,17 @@ def test_loihi_exact_benchmark_runs():
 
 @pytest.mark.slow
 def test_penalty_recipe_reads_each_row_against_its_own_baseline(tmp_path):
+    from tests.test_fuzz import write_mnist_layout
+
+    write_mnist_layout(tmp_path / "data", n=512)  # synthetic: the run must not depend on a dataset on disk
     rows = ("base", "baseT4", "const3e-6T4")
-    run_script("penalty_recipe.py", "--out", str(tmp_path), "--quick", "--only", *rows)
-    done = {r["name"]: r for r in json.loads((tmp_path / "penalty_recipe.json").read_text())["rows"]}
+    flags = ("--out", str(tmp_path / "runs"), "--data-root", str(tmp_path / "data"), "--quick", "--only", *rows)
+    run_script("penalty_recipe.py", *flags)
+    done = {r["name"]: r for r in json.loads((tmp_path / "runs" / "penalty_recipe.json").read_text())["rows"]}
     assert sorted(done) == sorted(rows) and done["const3e-6T4"]["against"] == "baseT4"
-    specs = {name: json.loads((tmp_path / name / "metrics.json").read_text())["spec"] for name in rows}
+    specs = {name: json.loads((tmp_path / "runs" / name / "metrics.json").read_text())["spec"] for name in rows}
     assert specs["base"]["time_steps"] == 8 and specs["baseT4"]["time_steps"] == 4  # the preset, written out, changed
     assert {k: v for k, v in specs["base"].items() if k not in ("time_steps", "name")} == {
         k: v for k, v in specs["baseT4"].items() if k not in ("time_steps", "name")}
-    again = run_script("penalty_recipe.py", "--out", str(tmp_path), "--quick", "--only", *rows)
+    again = run_script("penalty_recipe.py", *flags)
     assert "done in" not in again.stdout  # finished rows are read back, not trained again
