@@ -667,16 +667,27 @@ def results_document(study, records: dict[str, dict[str, Any]], groups: Sequence
             "best_trials": best_trials(study)}
 
 
-def plot_pareto(groups: Sequence[Group], path: Path, title: str, profile: str, window: float = 4.0,
+def _plain_tick(value: float, _position: int | None = None) -> str:
+    """A log axis's tick as a plain number where its leading digit is 1, 2, 3 or 5 (``20,000``, ``0.3``), else none."""
+    if value <= 0:
+        return ""
+    mantissa = value / 10 ** math.floor(math.log10(value) + 1e-9)
+    if min(abs(mantissa - d) for d in (1, 2, 3, 5)) > 1e-6 * mantissa:
+        return ""
+    return f"{value:,.0f}" if value >= 1 else f"{value:g}"
+
+
+def plot_pareto(groups: Sequence[Group], path: Path, title: str, profile: str, window: float = 1.0,
                 collapse: float = 10.0) -> None:
     """Accuracy against SynOps and against energy (log scales): each setting's seed mean with its standard deviation
     as error bars, each penalty's Pareto front (of the means) as a step line.
 
-    The accuracy axis spans at least ``window`` points below the best setting, and further down to every setting
-    within ``collapse`` points of the best; settings that collapsed further are counted in the title instead of
-    squashing the axis.
+    The accuracy axis spans at least ``window`` points below the best setting (so that settings a few tenths of a
+    point apart, as at T = 2, are told apart rather than packed into a sliver), and further down to half a point
+    below every setting within ``collapse`` points of the best; settings that collapsed further are counted in the
+    title instead of squashing the axis.
     """
-    from matplotlib.ticker import LogFormatter, NullFormatter
+    from matplotlib.ticker import FuncFormatter, LogFormatter, NullFormatter
 
     from neuromorph.plots import pyplot, save_figure
 
@@ -703,9 +714,14 @@ def plot_pareto(groups: Sequence[Group], path: Path, title: str, profile: str, w
             axis.step([scale * r[x] for r in front], [100 * r[ACCURACY] for r in front], where="post",
                       color=bars[0].get_color(), alpha=0.9)
         axis.set(xlabel=xlabel, ylabel="test accuracy (%)", xscale="log", ylim=(low, best + 0.5))
-        low_x, high_x = axis.get_xlim()  # a decade or more has labelled powers of ten; within one, a few minor
-        axis.xaxis.set_minor_formatter(NullFormatter() if high_x / low_x >= 10 else  # ticks are labelled, as 3 or 4
-                                       LogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.4)))
+        low_x, high_x = axis.get_xlim()  # over two decades or more the powers of ten are labelled; down to a factor
+        if high_x / low_x >= 100:  # of 3, the ticks at 1, 2, 3 and 5 times a power of ten, as plain numbers
+            axis.xaxis.set_minor_formatter(NullFormatter())  # (20,000); within less, every tick (18.2, 18.25)
+        elif high_x / low_x >= 3:
+            axis.xaxis.set_major_formatter(FuncFormatter(_plain_tick))
+            axis.xaxis.set_minor_formatter(FuncFormatter(_plain_tick))
+        else:
+            axis.xaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.4)))
         axis.grid(alpha=0.3, which="both")
     axes[0].legend(fontsize=8, loc="lower right")
     note = f" ({hidden} setting(s) below {low:.1f} % not shown)" if hidden else ""

@@ -381,3 +381,8 @@ def test_a_preset_sweep_records_its_recipe_and_refuses_model_flags(data_root, tm
     assert "sets the model" in capsys.readouterr().err
     assert main([*flags[:-1], str(tmp_path / "t2"), "--time-steps", "2"]) == 0  # the preset's network at T = 2
     assert load_study(tmp_path / "t2").user_attrs["settings"]["spec"] == {**settings["spec"], "time_steps": 2}
+
+
+def test_the_plots_log_axis_labels_plain_numbers_at_1_2_3_and_5():
+    labels = [sweep._plain_tick(v) for v in (1e4, 2e4, 3e4, 4e4, 5e4, 7e3, 0.3, 18.2, 0.0)]
+    assert labels == ["10,000", "20,000", "30,000", "", "50,000", "", "0.3", "", ""]
