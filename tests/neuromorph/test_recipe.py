@@ -227,6 +227,37 @@ def test_every_preset_builds_for_its_dataset():
     assert [type(layer).__name__ for layer in vgg.layers].count("Conv") == 8
 
 
+def test_a_presets_reached_figure_is_its_committed_studys_baseline_and_the_readmes():
+    """A preset's ``reached`` text, the README's presets table and the committed sweep that measured it (the study
+    whose network is the preset's, at its T) say the same mean +- std over the same number of seeds."""
+    import json
+    import re
+    from pathlib import Path
+
+    from neuromorph.data import dataset_info
+    from neuromorph.presets import PRESETS
+
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text()
+    studies = [json.loads(p.read_text()) for p in sorted((root / "examples/results/sweeps").glob("*/results.json"))]
+    checked = 0
+    for preset in PRESETS.values():
+        if not preset.reached:
+            continue
+        info = dataset_info(preset.dataset)
+        spec = preset.spec(info.input_shape, info.num_classes)
+        mean, std, seeds = re.match(r"([\d.]+) \+- ([\d.]+) % \((\d) seeds", preset.reached).groups()
+        matching = [s for s in studies if s["settings"]["spec"] == spec.to_dict()]
+        assert matching, f"{preset.name}: no committed study of its network at T = {spec.time_steps}"
+        baseline = next(g for g in matching[0]["groups"] if g["penalty"] == "none")
+        assert (f"{100 * baseline['test_accuracy']:.2f}", f"{100 * baseline['test_accuracy_std']:.2f}",
+                len(baseline["seeds"])) == (mean, std, int(seeds)), preset.name
+        row = next(line for line in readme.splitlines() if line.startswith(f"| `{preset.name}` |"))
+        assert f"T = {spec.time_steps}" in row and f"{mean} ± {std} %" in row, preset.name
+        checked += 1
+    assert checked >= 2
+
+
 def test_vgg11_preset_trains_on_cifar10_format_data_and_exports(tmp_path):
     """VGG11 from the command line on synthetic CIFAR-10 files in the real format, then NIR export (read back by
     nir) and netx export, which refuses the folded BatchNorm's bias with one line."""
