@@ -83,6 +83,10 @@ ROWS = [
     Row("const1e-5T4crop", "constant", 1e-5, ("--augment", "crop"), model=("-T", "4"), against="baseT4crop"),
     Row("base_ir01", "none", 0.0, ("--init-rate", "0.01"), against="base_ir01"),
     Row("const1e-5ir01", "constant", 1e-5, ("--init-rate", "0.01"), against="base_ir01"),
+    # random shifts at the preset's T since 2026-12-04, T = 2, where the penalty's lambdas are the sweep's
+    Row("baseT2crop", "none", 0.0, ("--augment", "crop"), model=("-T", "2"), against="baseT2crop"),
+    Row("const3e-6T2crop", "constant", 3e-6, ("--augment", "crop"), model=("-T", "2"), against="baseT2crop"),
+    Row("const1e-5T2crop", "constant", 1e-5, ("--augment", "crop"), model=("-T", "2"), against="baseT2crop"),
 ]
 # the mnist-mlp preset's network as flags, for rows that change it (--preset refuses model flags)
 PRESET_MODELS = {"mnist-mlp": ("--model", "mlp", "--hidden", "400,200", "--batch-norm",

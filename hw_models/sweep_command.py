@@ -19,6 +19,7 @@ from neuromorph.command_line import (
     add_json_argument,
     emit,
     log_stream,
+    non_negative_float,
     output_folder,
     positive_float,
     positive_int,
@@ -56,7 +57,9 @@ def search_penalty(text: str) -> str:
 
 def add_sweep_arguments(parser: argparse.ArgumentParser, out_required: bool = True) -> None:
     """The flags of a sweep (the ``sweep`` command's, and examples/penalty_sweep.py's beside its presets)."""
+    from neuromorph.augment import AUGMENTATIONS
     from neuromorph.data import DATASETS
+    from neuromorph.schedules import LR_SCHEDULES
     from neuromorph.sweep import OBJECTIVES, SEARCH_SAMPLERS
 
     data = parser.add_argument_group("data and model")
@@ -73,6 +76,12 @@ def add_sweep_arguments(parser: argparse.ArgumentParser, out_required: bool = Tr
     data.add_argument("--epochs", type=positive_int, help="epochs per point (default 5)")
     data.add_argument("--batch-size", type=positive_int, help="batch size (default 128)")
     data.add_argument("--lr", type=positive_float, help="Adam learning rate (default 1e-3)")
+    data.add_argument("--lr-schedule", choices=list(LR_SCHEDULES), help="learning-rate schedule (default: the "
+                      "preset's, else constant)")
+    data.add_argument("--weight-decay", type=non_negative_float, metavar="W",
+                      help="decoupled weight decay, AdamW (default: the preset's, else 0)")
+    data.add_argument("--augment", choices=list(AUGMENTATIONS),
+                      help="training-batch augmentation (default: the preset's, else none)")
     data.add_argument("--train-limit", type=positive_int, metavar="N", help="train on the first N samples only")
     data.add_argument("--test-limit", type=positive_int, metavar="N", help="evaluate on the first N test samples")
     data.add_argument("--profile", default="loihi1", help="device profile for the energy column and objective")
@@ -128,6 +137,8 @@ def add_parser(subparsers) -> None:
 
 # TrainConfig settings a preset's recipe may hold that the sweep's own flags set
 FLAG_SETTINGS = ("epochs", "lr", "batch_size")
+# recipe settings that flags override, beside or without a preset (recorded in the study's settings.recipe)
+RECIPE_FLAGS = ("lr_schedule", "weight_decay", "augment")
 
 
 def apply_preset(args: argparse.Namespace) -> None:
@@ -172,6 +183,7 @@ def settings_from_args(args: argparse.Namespace, spec):
         from neuromorph.presets import get_preset
 
         recipe = {k: v for k, v in get_preset(args.preset).settings.items() if k not in FLAG_SETTINGS}
+    recipe.update({name: getattr(args, name) for name in RECIPE_FLAGS if getattr(args, name, None) is not None})
     return SweepSettings(
         spec=spec.to_dict(), dataset=args.dataset, epochs=args.epochs or 5, batch_size=args.batch_size or 128,
         lr=args.lr or 1e-3, recipe=recipe,

@@ -379,8 +379,19 @@ def test_a_preset_sweep_records_its_recipe_and_refuses_model_flags(data_root, tm
     assert settings["spec"]["name"] == "mnist-mlp"
     assert main([*flags, "--sizes", "8"]) == 1
     assert "sets the model" in capsys.readouterr().err
-    assert main([*flags[:-1], str(tmp_path / "t2"), "--time-steps", "2"]) == 0  # the preset's network at T = 2
-    assert load_study(tmp_path / "t2").user_attrs["settings"]["spec"] == {**settings["spec"], "time_steps": 2}
+    assert main([*flags[:-1], str(tmp_path / "t4"), "--time-steps", "4"]) == 0  # the preset's network at T = 4
+    assert settings["spec"]["time_steps"] != 4
+    assert load_study(tmp_path / "t4").user_attrs["settings"]["spec"] == {**settings["spec"], "time_steps": 4}
+    # the recipe's flags override the preset's and are recorded; a worker with another recipe is refused
+    crop = ["--augment", "crop", "--weight-decay", "0.01"]
+    assert main([*flags[:-1], str(tmp_path / "crop"), *crop]) == 0
+    assert load_study(tmp_path / "crop").user_attrs["settings"]["recipe"] == {
+        "lr_schedule": "cosine", "augment": "crop", "weight_decay": 0.01}
+    assert main([*flags, *crop]) == 1
+    assert "recipe differ" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:
+        main([*flags, "--weight-decay", "-1"])
+    assert refused.value.code == 2 and "--weight-decay: expected a number >= 0" in capsys.readouterr().err
 
 
 def test_the_plots_log_axis_labels_plain_numbers_at_1_2_3_and_5():
