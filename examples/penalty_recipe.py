@@ -93,9 +93,10 @@ PRESET_MODELS = {"mnist-mlp": ("--model", "mlp", "--hidden", "400,200", "--batch
                                "--tau-mem-inv", "500", "--tau-syn-inv", "1000")}
 
 
-def row_flags(row: Row, out: Path, preset: str, time_steps: int) -> list[str]:
+def row_flags(row: Row, out: Path, preset: str, time_steps: int, augment: str = "none") -> list[str]:
     """``neuromorph train``'s flags for a row: the preset (or, where the row changes the network, the preset's dataset,
-    recipe and network written out, changed), seed 0, the row's flags and its penalty."""
+    recipe and network written out, changed) with ``augment`` (a row's own ``--augment`` wins), seed 0, the row's
+    flags and its penalty."""
     flags = ["--preset", preset, "--time-steps", str(time_steps)]
     if row.model:
         from neuromorph.presets import get_preset
@@ -106,7 +107,7 @@ def row_flags(row: Row, out: Path, preset: str, time_steps: int) -> list[str]:
         recipe = get_preset(preset)
         flags = ["--dataset", recipe.dataset, *[f"--{k.replace('_', '-')}={v}" for k, v in recipe.settings.items()],
                  *PRESET_MODELS[preset], "--time-steps", str(time_steps), *row.model]
-    flags += ["--seed", "0", *row.flags]
+    flags += ["--augment", augment, "--seed", "0", *row.flags]
     if row.how != "none":
         flags += ["--penalty", "synaptic", "--lam", str(row.lam), "--power", str(row.power)]
     if row.how == "finetune":
@@ -115,8 +116,8 @@ def row_flags(row: Row, out: Path, preset: str, time_steps: int) -> list[str]:
 
 
 def run_row(row: Row, out: Path, preset: str, data_root: str | None, train: bool,
-            extra: tuple[str, ...] = (), time_steps: int = 8) -> dict | None:
-    flags = row_flags(row, out, preset, time_steps) + list(extra)
+            extra: tuple[str, ...] = (), time_steps: int = 8, augment: str = "none") -> dict | None:
+    flags = row_flags(row, out, preset, time_steps, augment) + list(extra)
     history = train_once(out / row.name, flags, " ".join(flags), data_root, train)
     if history is None:
         return None
@@ -140,13 +141,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--time-steps", type=int, default=8,
                         help="the preset's T for the rows that keep it (default 8: the T these rows ran at on "
                              "2026-12-03/04, the mnist-mlp preset's T then)")
+    parser.add_argument("--augment", default="none",
+                        help="augmentation of the rows that do not set their own (default none: these rows ran "
+                             "without random shifts, the mnist-mlp preset's recipe until 2026-12-04)")
     parser.add_argument("--quick", action="store_true",
                         help="seconds instead of minutes a row: 512 training / 256 test images, one epoch (a check)")
     args = parser.parse_args(argv)
     extra = ("--train-limit", "512", "--test-limit", "256", "--epochs", "1") if args.quick else ()
     for row in ROWS:
         if not args.report_only and (not args.only or row.name in args.only):
-            run_row(row, args.out, args.preset, args.data_root, train=True, extra=extra, time_steps=args.time_steps)
+            run_row(row, args.out, args.preset, args.data_root, train=True, extra=extra, time_steps=args.time_steps,
+                    augment=args.augment)
     done = [r for r in (run_row(row, args.out, args.preset, args.data_root, train=False) for row in ROWS) if r]
     finished = {r["name"]: r for r in done}
     table = []

@@ -176,6 +176,7 @@ def build_spec(args: argparse.Namespace):
 
 def settings_from_args(args: argparse.Namespace, spec):
     """The sweep's fixed settings (what its study records and checks) from the flags."""
+    from neuromorph.config import TrainConfig
     from neuromorph.sweep import SweepSettings
 
     recipe = {}
@@ -184,6 +185,9 @@ def settings_from_args(args: argparse.Namespace, spec):
 
         recipe = {k: v for k, v in get_preset(args.preset).settings.items() if k not in FLAG_SETTINGS}
     recipe.update({name: getattr(args, name) for name in RECIPE_FLAGS if getattr(args, name, None) is not None})
+    # a setting at training's own default is left out, so that --augment none reads back a study made without one
+    defaults = TrainConfig()
+    recipe = {name: value for name, value in recipe.items() if value != getattr(defaults, name)}
     return SweepSettings(
         spec=spec.to_dict(), dataset=args.dataset, epochs=args.epochs or 5, batch_size=args.batch_size or 128,
         lr=args.lr or 1e-3, recipe=recipe,

@@ -84,10 +84,11 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            reached="91.42 +- 0.21 % (3 seeds; CPU, 2026-12-04)"),
     # T = 2: as accurate as T = 8 (98.34 +- 0.10 against 98.36 +- 0.08 %, 3 seeds each) at a quarter of the
     # synaptic operations and of the Loihi energy (README, "Fewer time steps")
-    Preset("mnist-mlp", "784-400-200-10 with BatchNorm, T = 2", "mnist",
+    # random shifts: 98.55 +- 0.11 against 98.34 +- 0.10 % without, at 11 % fewer synaptic operations (3 seeds each)
+    Preset("mnist-mlp", "784-400-200-10 with BatchNorm, T = 2, random shifts", "mnist",
            _mlp("mnist-mlp", (400, 200), time_steps=2),
-           {"epochs": 15, "lr": 3e-3, "lr_schedule": "cosine", "batch_size": 128},
-           reached="98.34 +- 0.10 % (3 seeds; CPU, 2026-12-04)"),
+           {"epochs": 15, "lr": 3e-3, "lr_schedule": "cosine", "batch_size": 128, "augment": "crop"},
+           reached="98.55 +- 0.11 % (3 seeds; CPU, 2026-12-04)"),
     Preset("cnn7", "7 synaptic layers: 64c3-64c3-p2-128c3-128c3-p2-256c3-p2-256-10, BN, T = 4 (our widths: the "
            "paper's are not given here); for a GPU", "fashion-mnist",
            _network("cnn7", (64, 64, "P", 128, 128, "P", 256, "P"), (256,), time_steps=4),

@@ -229,11 +229,13 @@ def test_every_preset_builds_for_its_dataset():
 
 def test_a_presets_reached_figure_is_its_committed_studys_baseline_and_the_readmes():
     """A preset's ``reached`` text, the README's presets table and the committed sweep that measured it (the study
-    whose network is the preset's, at its T) say the same mean +- std over the same number of seeds."""
+    whose network is the preset's, at its T, trained with its recipe) say the same mean +- std over the same number
+    of seeds."""
     import json
     import re
     from pathlib import Path
 
+    from hw_models.sweep_command import FLAG_SETTINGS
     from neuromorph.data import dataset_info
     from neuromorph.presets import PRESETS
 
@@ -247,8 +249,10 @@ def test_a_presets_reached_figure_is_its_committed_studys_baseline_and_the_readm
         info = dataset_info(preset.dataset)
         spec = preset.spec(info.input_shape, info.num_classes)
         mean, std, seeds = re.match(r"([\d.]+) \+- ([\d.]+) % \((\d) seeds", preset.reached).groups()
-        matching = [s for s in studies if s["settings"]["spec"] == spec.to_dict()]
-        assert matching, f"{preset.name}: no committed study of its network at T = {spec.time_steps}"
+        recipe = {k: v for k, v in preset.settings.items() if k not in FLAG_SETTINGS}
+        matching = [s for s in studies if s["settings"]["spec"] == spec.to_dict() and s["settings"]["recipe"] == recipe
+                    and all(s["settings"][k] == preset.settings[k] for k in FLAG_SETTINGS)]
+        assert matching, f"{preset.name}: no committed study of its network at T = {spec.time_steps} and its recipe"
         baseline = next(g for g in matching[0]["groups"] if g["penalty"] == "none")
         assert (f"{100 * baseline['test_accuracy']:.2f}", f"{100 * baseline['test_accuracy_std']:.2f}",
                 len(baseline["seeds"])) == (mean, std, int(seeds)), preset.name

@@ -375,7 +375,7 @@ def test_a_preset_sweep_records_its_recipe_and_refuses_model_flags(data_root, tm
     printed = capsys.readouterr()
     assert "budget: 1 run(s) x" in printed.out + printed.err
     settings = load_study(out).user_attrs["settings"]
-    assert settings["recipe"] == {"lr_schedule": "cosine"} and settings["lr"] == 3e-3
+    assert settings["recipe"] == {"lr_schedule": "cosine", "augment": "crop"} and settings["lr"] == 3e-3
     assert settings["spec"]["name"] == "mnist-mlp"
     assert main([*flags, "--sizes", "8"]) == 1
     assert "sets the model" in capsys.readouterr().err
@@ -383,11 +383,11 @@ def test_a_preset_sweep_records_its_recipe_and_refuses_model_flags(data_root, tm
     assert settings["spec"]["time_steps"] != 4
     assert load_study(tmp_path / "t4").user_attrs["settings"]["spec"] == {**settings["spec"], "time_steps": 4}
     # the recipe's flags override the preset's and are recorded; a worker with another recipe is refused
-    crop = ["--augment", "crop", "--weight-decay", "0.01"]
-    assert main([*flags[:-1], str(tmp_path / "crop"), *crop]) == 0
-    assert load_study(tmp_path / "crop").user_attrs["settings"]["recipe"] == {
-        "lr_schedule": "cosine", "augment": "crop", "weight_decay": 0.01}
-    assert main([*flags, *crop]) == 1
+    other = ["--augment", "none", "--weight-decay", "0.01"]
+    assert main([*flags[:-1], str(tmp_path / "other"), *other]) == 0
+    assert load_study(tmp_path / "other").user_attrs["settings"]["recipe"] == {  # none: training's default
+        "lr_schedule": "cosine", "weight_decay": 0.01}
+    assert main([*flags, *other]) == 1
     assert "recipe differ" in capsys.readouterr().err
     with pytest.raises(SystemExit) as refused:
         main([*flags, "--weight-decay", "-1"])
